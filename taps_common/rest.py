@@ -1,0 +1,329 @@
+"""The base stream every vendor's `client.py` builds on.
+
+It overrides the SDK's hooks (never its loops) for what all five taps need:
+retries that honour `Retry-After`, errors that name the setting to fix, no
+secret in any message, JSON bodies checked inside the retry loop, pages counted
+from the response, and date windows whose bookmark advances window by window.
+It knows no vendor: each vendor's client sets `vendor_name` and the hooks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import typing as t
+from http import HTTPStatus
+from urllib.parse import urlparse
+
+import backoff
+import requests
+from singer_sdk import RESTStream
+from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.pagination import PageNumberPaginator
+
+from taps_common.errors import (
+    APIRequestError,
+    APIUnavailableError,
+    CredentialsError,
+)
+from taps_common.redaction import redact
+from taps_common.retry import RETRIABLE_EXCEPTIONS, RetryPolicy, wait_generator
+from taps_common.timestamps import parse_timestamp, to_utc_iso, utc_now
+from taps_common.windows import DateWindow, date_windows
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+    from singer_sdk.helpers.types import Context, RequestFunc
+
+_BODY_EXCERPT_CHARS = 300
+_DECODED_ATTRIBUTE = "_taps_common_json"
+
+
+def decoded_json(response: requests.Response) -> t.Any:  # noqa: ANN401
+    """The response body as JSON, decoded once (in `validate_response`) and cached."""
+    if not hasattr(response, _DECODED_ATTRIBUTE):
+        setattr(response, _DECODED_ATTRIBUTE, json.loads(response.content))
+    return getattr(response, _DECODED_ATTRIBUTE)
+
+
+def body_excerpt(response: requests.Response) -> str:
+    """The start of a response body, secrets masked, for error messages."""
+    text = response.text.strip().replace("\n", " ")
+    if len(text) > _BODY_EXCERPT_CHARS:
+        text = text[:_BODY_EXCERPT_CHARS] + "..."
+    return redact(text)
+
+
+def describe_network_failure(failure: BaseException) -> str:
+    """A short account of a network failure that holds no URL (URLs can hold keys)."""
+    kinds: list[tuple[type[BaseException], str]] = [
+        (requests.exceptions.ConnectTimeout, "the connection timed out"),
+        (requests.exceptions.ReadTimeout, "no answer within request_timeout"),
+        (requests.exceptions.SSLError, "the TLS handshake failed"),
+        (requests.exceptions.ChunkedEncodingError, "the connection broke mid-body"),
+        (requests.exceptions.ContentDecodingError, "the body could not be decoded"),
+        (ConnectionResetError, "the connection was reset"),
+    ]
+    for kind, text in kinds:
+        if isinstance(failure, kind):
+            return text
+    detail = str(failure)
+    if "Name or service not known" in detail or "nodename nor servname" in detail or (
+        "Failed to resolve" in detail
+    ):
+        return "the host name could not be resolved"
+    if "Connection refused" in detail:
+        return "the connection was refused"
+    return f"a network error ({type(failure).__name__})"
+
+
+class TotalPagesPaginator(PageNumberPaginator):
+    """Page numbers until the count the response announces; no request past the last page.
+
+    `first_page` is 1 for 1-based APIs and 0 for 0-based ones. An empty page
+    before the announced last one does not end paging early.
+    """
+
+    def __init__(
+        self,
+        total_pages_of: Callable[[requests.Response], int],
+        first_page: int = 1,
+    ) -> None:
+        super().__init__(first_page)
+        self._first_page = first_page
+        self._total_pages_of = total_pages_of
+
+    def has_more(self, response: requests.Response) -> bool:  # noqa: D102
+        pages_read = self.current_value - self._first_page + 1
+        return pages_read < self._total_pages_of(response)
+
+    def continue_if_empty(self, response: requests.Response) -> bool:  # noqa: D102
+        return self.has_more(response)
+
+
+class BaseAPIStream(RESTStream):
+    """What every vendor stream shares: retries, errors, redaction, windows."""
+
+    #: The vendor's name as users know it, for messages ("Unleash live").
+    vendor_name: str = "the API"
+    #: Setting names that hold credentials, named in 401/403 messages.
+    credential_settings: tuple[str, ...] = ()
+    #: The response bodies are JSON; decode them inside the retry loop.
+    decode_json_bodies: bool = True
+    #: A redirect would carry credentials (headers, query) to another host.
+    allow_redirects: bool = False
+    #: Windowed streams move their bookmark only at window ends (see `checkpoint`).
+    bookmark_at_window_ends: bool = False
+
+    # --- settings -----------------------------------------------------------
+
+    @property
+    def url_base(self) -> str:  # noqa: D102
+        return str(self.config["api_url"]).rstrip("/")
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """Tries and waits from the settings."""
+        return RetryPolicy(
+            max_tries=int(self.config.get("max_tries", 5)),
+            base_seconds=float(self.config.get("backoff_base_seconds", 2.0)),
+            max_backoff_seconds=float(self.config.get("backoff_max_seconds", 120.0)),
+            retry_after_cap_seconds=float(self.config.get("retry_after_max_seconds", 300.0)),
+        )
+
+    @property
+    def timeout(self) -> float:  # type: ignore[override]  # noqa: D102
+        return float(self.config.get("request_timeout", 300))
+
+    # --- retries ------------------------------------------------------------
+
+    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:  # noqa: D102
+        return wait_generator(self.retry_policy)
+
+    def backoff_max_tries(self) -> int:  # noqa: D102
+        return self.retry_policy.max_tries
+
+    def backoff_jitter(self, value: float) -> float:  # noqa: D102, PLR6301
+        # Never shorter than asked (Retry-After is a floor), at most 10 % longer.
+        return backoff.random_jitter(0.0) * 0.1 * value + value
+
+    def backoff_handler(self, details: t.Mapping[str, t.Any]) -> None:  # noqa: D102
+        failure = details.get("exception")
+        response = getattr(failure, "response", None)
+        if response is not None:
+            reason = f"HTTP {response.status_code} {response.reason}"
+        elif failure is not None:
+            reason = describe_network_failure(failure)
+        else:
+            reason = "an unknown failure"
+        self.logger.warning(
+            "%s: retrying %s in %.1f s (try %d of %d failed: %s)",
+            self.vendor_name,
+            self.path,
+            details.get("wait", 0.0),
+            details.get("tries", 0),
+            self.backoff_max_tries(),
+            reason,
+        )
+
+    def request_decorator(self, func: RequestFunc) -> RequestFunc:
+        """Retry transient failures; turn what is left into clear, secret-free errors.
+
+        backoff's own log handlers are off (`logger=None`): they print exception
+        texts, and requests puts full URLs, query strings included, in those.
+        """
+        retrying = backoff.on_exception(
+            self.backoff_wait_generator,
+            (RetriableAPIError, *RETRIABLE_EXCEPTIONS),
+            max_tries=self.backoff_max_tries,
+            on_backoff=self.backoff_handler,
+            jitter=self.backoff_jitter,
+            logger=None,
+        )(func)
+
+        def request_with_clear_errors(*args: t.Any, **kwargs: t.Any) -> requests.Response:
+            tries = self.backoff_max_tries()
+            try:
+                return retrying(*args, **kwargs)
+            except RetriableAPIError as failure:
+                msg = f"{redact(str(failure))} (gave up after {tries} tries)"
+                raise APIUnavailableError(msg) from None
+            except RETRIABLE_EXCEPTIONS as failure:
+                host = urlparse(self.url_base).netloc
+                msg = (
+                    f"{self.vendor_name}: could not reach {host} for {self.path}: "
+                    f"{describe_network_failure(failure)} (gave up after {tries} tries). "
+                    "Check the api_url setting and the network."
+                )
+                raise APIUnavailableError(redact(msg)) from None
+
+        return request_with_clear_errors
+
+    # --- responses ----------------------------------------------------------
+
+    def validate_response(self, response: requests.Response) -> None:
+        """Sort a response into retriable, credential, other client errors, or good.
+
+        A good response's JSON is decoded here, inside the retry loop, so that a
+        truncated or malformed body is retried like a dropped connection.
+        """
+        status = response.status_code
+        if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            raise RetriableAPIError(self.response_error_message(response), response)
+        if status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
+            raise CredentialsError(self.credentials_error_message(response))
+        if HTTPStatus.MULTIPLE_CHOICES <= status < HTTPStatus.BAD_REQUEST:
+            location = urlparse(response.headers.get("Location", "")).netloc or "elsewhere"
+            msg = (
+                f"{self.vendor_name} redirected {self.path} to {location}; redirects are not "
+                "followed because they would carry the credentials along. Check api_url."
+            )
+            raise APIRequestError(msg)
+        if status >= HTTPStatus.BAD_REQUEST:
+            raise APIRequestError(self.response_error_message(response))
+        if self.decode_json_bodies:
+            try:
+                decoded_json(response)
+            except ValueError:
+                msg = (
+                    f"{self.vendor_name} answered {self.path} with a body that is not "
+                    f"valid JSON ({len(response.content)} bytes): {body_excerpt(response)!r}"
+                )
+                raise RetriableAPIError(msg, response) from None
+        self.validate_response_body(response)
+
+    def validate_response_body(self, response: requests.Response) -> None:
+        """Vendor hook: raise for errors reported inside a 2xx body."""
+
+    def response_error_message(self, response: requests.Response) -> str:
+        """Status, path (never the query string) and the start of the body."""
+        return (
+            f"{self.vendor_name} answered HTTP {response.status_code} {response.reason} "
+            f"for {urlparse(response.url).path or self.path}: {body_excerpt(response)}"
+        )
+
+    def credentials_error_message(self, response: requests.Response) -> str:
+        """Vendor hook: what a 401/403 means and which setting to fix."""
+        settings = " or ".join(f"`{name}`" for name in self.credential_settings) or "credential"
+        return (
+            f"{self.vendor_name} refused the credentials (HTTP {response.status_code}: "
+            f"{body_excerpt(response)}). Check the {settings} setting."
+        )
+
+    # --- one-off requests ---------------------------------------------------
+
+    def probe(self, path: str) -> requests.Response:
+        """GET `path` with this stream's auth, retries and error handling.
+
+        Used for connection tests, whose answers need not be JSON.
+        """
+        request = self.build_prepared_request(
+            method="GET", url=f"{self.url_base}{path}", headers=self.http_headers
+        )
+        previous, self.decode_json_bodies = self.decode_json_bodies, False
+        try:
+            return self.request_decorator(self._request)(request, None)
+        finally:
+            self.decode_json_bodies = previous
+
+    # --- date windows and bookmarks -----------------------------------------
+
+    @property
+    def sync_end(self) -> dt.datetime:
+        """The end of the range this sync reads: `end_date`, or now (frozen per sync)."""
+        if not hasattr(self, "_sync_end"):
+            end_date = self.config.get("end_date")
+            self._sync_end = parse_timestamp(end_date) if end_date else utc_now()
+        return self._sync_end
+
+    def sync_start(self, context: Context | None, lookback: dt.timedelta) -> dt.datetime:
+        """Where this partition's read starts: its bookmark (less `lookback`) or `start_date`."""
+        start = parse_timestamp(self.config["start_date"])
+        bookmark = self.get_starting_replication_key_value(context)
+        if bookmark:
+            start = max(start, parse_timestamp(bookmark) - lookback)
+        return start
+
+    def records_by_window(
+        self,
+        context: Context | None,
+        windows: Iterable[DateWindow],
+        read_window: Callable[[DateWindow], Iterable[dict]],
+    ) -> Iterator[dict]:
+        """Yield each window's records, then move the bookmark and emit STATE.
+
+        Records within a window may come in any order, so the bookmark only
+        moves once a window is complete: an interrupted sync resumes at the
+        start of the window it was in, and loses nothing.
+        """
+        for window in windows:
+            newest: str | None = None
+            for record in read_window(window):
+                yield record
+                value = record.get(self.replication_key) if self.replication_key else None
+                if value is not None and (newest is None or value > newest):
+                    newest = value
+            if newest is not None:
+                self.checkpoint(context, newest)
+
+    def checkpoint(self, context: Context | None, value: str) -> None:
+        """Move the bookmark forward to `value` (never past the sync's end) and emit STATE."""
+        value = min(value, to_utc_iso(self.sync_end))
+        state = self.get_context_state(context)
+        current = state.get("replication_key_value")
+        if current is not None and current >= value:
+            return
+        state["replication_key"] = self.replication_key
+        state["replication_key_value"] = value
+        # Every record up to here has been written: the SDK writes each record
+        # before asking the generator for the next one.
+        self._tap.state_writer.write_state(self.tap_state)
+
+    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
+        # Windowed streams move the bookmark in `checkpoint` only; the SDK's
+        # per-record bookmark would run ahead of records not yet read.
+        if self.bookmark_at_window_ends:
+            return
+        super()._increment_stream_state(latest_record, context=context)
+

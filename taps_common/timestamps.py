@@ -1,0 +1,54 @@
+"""One timestamp form for every record field and bookmark.
+
+Bookmarks are compared as strings (by the SDK and by targets), so every
+replication value must be written the same way. The form is the SDK's own for
+datetimes (`isoformat` with microseconds, `+00:00`), so that its signposts and
+`start_date` comparisons line up with ours.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+UTC = dt.timezone.utc
+
+
+def parse_timestamp(value: str | dt.datetime | dt.date) -> dt.datetime:
+    """Parse an ISO-8601 date or datetime; naive values are taken as UTC.
+
+    Raises:
+        ValueError: if `value` is not a date or datetime.
+    """
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, dt.date):
+        parsed = dt.datetime(value.year, value.month, value.day)
+    else:
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        parsed = dt.datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def to_utc_iso(value: str | dt.datetime | dt.date) -> str:
+    """Return the one UTC form used for all timestamps: `2024-05-01T12:00:00.000000+00:00`."""
+    return parse_timestamp(value).isoformat(timespec="microseconds")
+
+
+def from_epoch_ms(value: int) -> dt.datetime:
+    """Convert epoch milliseconds to an aware UTC datetime."""
+    return dt.datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def to_epoch_ms(value: dt.datetime) -> int:
+    """Convert an aware datetime to epoch milliseconds (exact, no float rounding)."""
+    delta = value - dt.datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def utc_now() -> dt.datetime:
+    """The current time, aware, in UTC."""
+    return dt.datetime.now(tz=UTC)
