@@ -17,5 +17,9 @@ if [ ! -x .venv-meltano/bin/meltano ]; then
   "$PYTHON" -m venv .venv-meltano
   .venv-meltano/bin/python -m pip install --quiet --disable-pip-version-check "meltano==4.4.1"
 fi
-.venv-meltano/bin/meltano install >/dev/null
+mkdir -p output
+if ! .venv-meltano/bin/meltano install >output/meltano-install.log 2>&1; then
+  tail -n 40 output/meltano-install.log
+  exit 1
+fi
 echo "setup: ready (.venv, .venv-meltano, Meltano plugins)"

@@ -97,6 +97,8 @@ def date_setting_errors(
 class BaseUsageTap(Tap):
     """A Singer tap with the shared settings, redaction and settings checks."""
 
+    #: The distribution all five taps ship in (for `--version` and `--about`).
+    package_name = "usage-analytics-taps"
     #: Path of the cheapest authenticated request, for `check_connection`.
     connection_test_path: str = ""
 
