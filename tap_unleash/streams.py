@@ -19,19 +19,6 @@ if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context
 
-#: The fields of an analytics row, as the size-optimized route names them.
-ANALYTICS_FIELDS = (
-    "class_name",
-    "count",
-    "device_id",
-    "frame_number",
-    "model_id",
-    "session_id",
-    "source_file_name",
-    "timestamp",
-)
-
-
 def zip_keyed_rows(body: t.Mapping[str, t.Any]) -> Iterator[dict[str, t.Any]]:
     """Turn the size-optimized body (`keys` + rows of values) into one dict per row.
 

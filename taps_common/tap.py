@@ -132,6 +132,12 @@ class BaseUsageTap(Tap):
         response = stream.probe(self.connection_test_path)
         return response.text
 
+    def run_connection_test(self) -> bool:
+        """`--test`: one cheap authenticated request, not the SDK's sync of every stream."""
+        answer = self.check_connection()
+        self.logger.info("Connection test passed: %s answered %r", self.connection_test_path, answer)
+        return True
+
 
 def register_secrets(config: t.Mapping[str, t.Any], schema: t.Mapping[str, t.Any]) -> None:
     """Register the value of every setting the schema marks secret."""

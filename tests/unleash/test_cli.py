@@ -100,3 +100,17 @@ def test_bad_settings_fail_before_any_request_without_a_traceback(server: Emulat
     assert "Traceback" not in run.stderr
     assert server.app.request_count() == 0
     assert_no_secret(run, GOOD_TOKEN)
+
+
+def test_connection_test_makes_one_request_to_version(server: EmulatorServer, tmp_path: Path) -> None:
+    run = run_tap_cli("tap-unleash", config(server.url, access_token=GOOD_TOKEN), tmp_path, "--test")
+    assert run.returncode == 0, run.stderr
+    assert "Connection test passed" in run.stderr and "1.0.1" in run.stderr
+    assert [r.path for r in server.app.requests] == ["/v1/analytics/version"]
+
+
+def test_connection_test_with_a_wrong_key_fails_clearly(server: EmulatorServer, tmp_path: Path) -> None:
+    run = run_tap_cli("tap-unleash", config(server.url, api_key="not-the-key"), tmp_path, "--test")
+    assert run.returncode == 1
+    assert "refused the credential in `api_key`" in run.stderr
+    assert_no_secret(run, "not-the-key")
