@@ -1,7 +1,8 @@
 """Local HTTP emulators of the vendor APIs the taps read, for tests, demos and benchmarks.
 
-`EMULATORS` maps each vendor's name (as `python -m emulators serve <name>` takes it) to its app
-class; a new vendor's emulator is one more line here.
+`EMULATORS` maps each vendor's name (as `python -m emulators serve <name>` takes it) to where its
+app class lives; `emulator_class(name)` imports it only when asked, so serving one vendor never
+loads the others. A new vendor's emulator is one more line here.
 
 In a test:
 
@@ -15,12 +16,25 @@ over HTTP with GET /_emulator/stats, POST /_emulator/faults and POST /_emulator/
 
 from __future__ import annotations
 
+import importlib
+
 from emulators.framework import EmulatorApp, EmulatorServer, Fault, Request, Response
 from emulators.unleash import UnleashEmulator
 
-EMULATORS: dict[str, type[EmulatorApp]] = {
-    "unleash": UnleashEmulator,
+EMULATORS: dict[str, str] = {
+    "headspin": "emulators.headspin:HeadSpinEmulator",
+    "openspace": "emulators.openspace:OpenSpaceEmulator",
+    "seemetrix": "emulators.seemetrix:SeemetrixEmulator",
+    "unleash": "emulators.unleash:UnleashEmulator",
+    "wmspanel": "emulators.wmspanel:WMSPanelEmulator",
 }
+
+
+def emulator_class(vendor: str) -> type[EmulatorApp]:
+    """The app class of one vendor's emulator, imported on first use."""
+    module_name, _, class_name = EMULATORS[vendor].partition(":")
+    app_class: type[EmulatorApp] = getattr(importlib.import_module(module_name), class_name)
+    return app_class
 
 __all__ = [
     "EMULATORS",
@@ -30,4 +44,5 @@ __all__ = [
     "Request",
     "Response",
     "UnleashEmulator",
+    "emulator_class",
 ]

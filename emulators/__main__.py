@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from emulators import EMULATORS
+from emulators import EMULATORS, emulator_class
 from emulators.framework import EmulatorServer, require_loopback
 
 
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for offset, vendor in enumerate(args.vendors):
             options = {o.key: o.value for o in args.option if o.vendor in (None, vendor)}
             try:
-                app = EMULATORS[vendor](seed=args.seed, latency=args.latency, **options)
+                app = emulator_class(vendor)(seed=args.seed, latency=args.latency, **options)
                 server = EmulatorServer(app, host, args.port + offset if args.port else 0)
             except (TypeError, ValueError, OSError) as exc:
                 parser.error(f"{vendor}: {exc}")

@@ -5,8 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-TAPS=(unleash)
+# One file per tap in scripts/demo/ says how to point it at its emulator.
+TAPS=()
+for file in scripts/demo/*.sh; do TAPS+=("$(basename "$file" .sh)"); done
 mkdir -p output
+# A fresh warehouse each time: the emulators' data ends at "now", so it moves between runs.
+rm -f output/warehouse.duckdb
 emulator_log=output/emulators.txt
 .venv/bin/tap-emulators serve "${TAPS[@]}" --port "${DEMO_PORT:-0}" >"$emulator_log" 2>output/emulators.err &
 emulators_pid=$!
@@ -17,16 +21,15 @@ for _ in $(seq 100); do
 done
 url_of() { awk -v name="$1" '$1 == name {print $2}' "$emulator_log"; }
 
-start_date=$(.venv/bin/python -c 'import datetime as d; print((d.date.today() - d.timedelta(days=30)).isoformat())')
-
-# tap-unleash: the emulator accepts this demo token (see emulators/unleash.py).
-export TAP_UNLEASH_API_URL="$(url_of unleash)/v1"
-export TAP_UNLEASH_ACCESS_TOKEN="ul_pat_test-token"
-export TAP_UNLEASH_START_DATE="$start_date"
+DEMO_START_DATE=$(.venv/bin/python -c 'import datetime as d; print((d.date.today() - d.timedelta(days=30)).isoformat())')
+export DEMO_START_DATE
 
 for tap in "${TAPS[@]}"; do
-  echo "demo: meltano run tap-$tap target-duckdb"
-  .venv-meltano/bin/meltano run "tap-$tap" target-duckdb >"output/meltano-$tap.log" 2>&1 || {
+  EMULATOR_URL=$(url_of "$tap")
+  # shellcheck source=/dev/null
+  source "scripts/demo/$tap.sh"
+  echo "demo: meltano run --full-refresh tap-$tap target-duckdb"
+  .venv-meltano/bin/meltano run --full-refresh "tap-$tap" target-duckdb >"output/meltano-$tap.log" 2>&1 || {
     tail -n 30 "output/meltano-$tap.log"
     exit 1
   }

@@ -1,5 +1,7 @@
 """Write each tap's `--about --format=markdown` settings table into README.md.
 
+A tap's table goes between `<!-- settings:tap-x -->` and `<!-- /settings:tap-x -->`.
+
 The tables are generated, never typed: `python scripts/readme_settings.py`
 rewrites the part between the markers; the tests check it is current.
 """
@@ -13,7 +15,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-TAPS = ["tap-unleash"]
 #: Where the SDK's built-in settings start in `--about` (stream maps, flattening, batch).
 SDK_BUILTIN_ROWS = ("| stream_maps",)
 
@@ -36,12 +37,12 @@ def settings_table(executable: str) -> str:
 
 def render(readme: str) -> str:
     """README text with every tap's table replaced by a fresh one."""
-    for tap in TAPS:
+    for tap in re.findall(r"<!-- settings:([\w-]+) -->", readme):
         pattern = re.compile(
             rf"(<!-- settings:{tap} -->\n)(?:.*?\n)?(<!-- /settings:{tap} -->)", re.DOTALL
         )
         if not pattern.search(readme):
-            msg = f"README.md has no <!-- settings:{tap} --> markers"
+            msg = f"README.md has no closing <!-- /settings:{tap} --> marker"
             raise SystemExit(msg)
         table = settings_table(tap)
         readme = pattern.sub(lambda match: match.group(1) + table + "\n" + match.group(2), readme)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from emulators import EMULATORS
+from emulators import emulator_class
 from emulators.framework import EmulatorServer
 from emulators.unleash import KEYS, MODEL_CLASSES, RANGE_MODES, UnleashEmulator
 
@@ -275,7 +275,7 @@ def test_invalid_options_are_refused(options: dict[str, Any]) -> None:
 
 
 def test_unleash_is_registered() -> None:
-    assert EMULATORS["unleash"] is UnleashEmulator
+    assert emulator_class("unleash") is UnleashEmulator
 
 
 # Paging -------------------------------------------------------------------------------------------
