@@ -309,7 +309,9 @@ class BaseAPIStream(RESTStream):
 
     def checkpoint(self, context: Context | None, value: str) -> None:
         """Move the bookmark forward to `value` (never past the sync's end) and emit STATE."""
-        value = min(value, to_utc_iso(self.sync_end))
+        # Dates (`2024-05-01`) are capped by the end's date, timestamps by the end itself.
+        end = self.sync_end.date().isoformat() if len(value) == len("2024-05-01") else to_utc_iso(self.sync_end)
+        value = min(value, end)
         state = self.get_context_state(context)
         current = state.get("replication_key_value")
         if current is not None and current >= value:
