@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import typing as t
 from http import HTTPStatus
 from urllib.parse import urlparse
@@ -146,7 +147,7 @@ class BaseAPIStream(RESTStream):
 
     def backoff_jitter(self, value: float) -> float:  # noqa: D102, PLR6301
         # Never shorter than asked (Retry-After is a floor), at most 10 % longer.
-        return backoff.random_jitter(0.0) * 0.1 * value + value
+        return value * (1 + random.random() / 10)  # noqa: S311
 
     def backoff_handler(self, details: t.Mapping[str, t.Any]) -> None:  # noqa: D102
         failure = details.get("exception")

@@ -164,3 +164,22 @@ def test_interrupted_sync_resumes_at_the_window_it_was_in(server: EmulatorServer
     read_twice = Counter(map(key, crashed_records)) & Counter(map(key, resumed.records["analytics"]))
     records_per_day = max(Counter(r["timestamp"][:10] for r in app.truth_records()).values())
     assert sum(read_twice.values()) <= records_per_day  # at most the window in progress
+
+
+def test_transient_faults_are_retried_and_lose_nothing(server: EmulatorServer) -> None:
+    app = t.cast("UnleashEmulator", server.app)
+    analytics = r"^/v1/analytics/W"
+    app.inject_many(
+        [
+            Fault(kind="status", status=429, retry_after="0", path_regex=analytics),
+            Fault(kind="status", status=503, path_regex=r"/devices$"),
+            Fault(kind="drop", path_regex=analytics),
+            Fault(kind="malformed", path_regex=analytics),
+            Fault(kind="empty", path_regex=r"/sessions$"),
+        ]
+    )
+    # Three analytics faults in a row hit the same request: the fourth try gets through.
+    result = run_sync(TapUnleash, tap_config(server, max_tries=4))
+    assert app.pending_faults == 0  # every fault was met, and survived
+    assert sorted(map(key, result.records["analytics"])) == sorted(map(key, app.truth_records()))
+    assert len(result.records["sessions"]) == len(app.session_ids())
