@@ -13,9 +13,12 @@ import sys
 import traceback
 import typing as t
 
+import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.plugin_base import _ConfigInput
+from singer_sdk.tap_base import CliTestOptionValue
 
 from taps_common.errors import SettingsError, TapUserError
 from taps_common.redaction import SECRETS, RedactingTextStream, install_log_redaction, redact
@@ -132,11 +135,20 @@ class BaseUsageTap(Tap):
         response = stream.probe(self.connection_test_path)
         return response.text
 
-    def run_connection_test(self) -> bool:
-        """`--test`: one cheap authenticated request, not the SDK's sync of every stream."""
-        answer = self.check_connection()
-        self.logger.info("Connection test passed: %s answered %r", self.connection_test_path, answer)
-        return True
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """`--test`: one cheap authenticated request, not the SDK's sync of every stream.
+
+        `--test=schema` keeps the SDK's meaning (print the schemas).
+        """
+        if value != CliTestOptionValue.All.value:
+            super().cb_test(ctx, param, value)
+            return
+        config: _ConfigInput = ctx.params.get("config", _ConfigInput())
+        tap = cls(config=config.config, parse_env_config=config.parse_env, validate_config=True)
+        answer = tap.check_connection()
+        tap.logger.info("Connection test passed: %s answered %r", cls.connection_test_path, answer)
+        ctx.exit()
 
 
 def register_secrets(config: t.Mapping[str, t.Any], schema: t.Mapping[str, t.Any]) -> None:

@@ -1,0 +1,1 @@
+"""tap-openspace: the OpenSpace Usage API as a Singer tap."""

@@ -1,0 +1,1 @@
+"""tap-wmspanel: the WMSPanel pull API (players, devices and daily statistics) as a Singer tap."""
