@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import typing as t
-from functools import cache, cached_property
+from functools import cached_property
 from urllib.parse import urlparse
 
 from singer_sdk.authenticators import APIKeyAuthenticator
@@ -14,7 +13,8 @@ from singer_sdk.pagination import PageNumberPaginator
 from taps_common.errors import APIRequestError
 from taps_common.redaction import redact
 from taps_common.rest import BaseAPIStream, body_excerpt, decoded_json
-from taps_common.timestamps import from_epoch_ms, parse_timestamp, to_utc_iso
+from taps_common.records import snake_case
+from taps_common.timestamps import normalise_timestamp, parse_timestamp, to_utc_iso
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -122,42 +122,6 @@ def as_text(value: t.Any) -> str | None:  # noqa: ANN401
     if value is None:
         return None
     return str(value)
-
-
-# --- generic helpers (candidates for taps_common) ------------------------------------------------
-
-
-@cache
-def snake_case(name: str) -> str:
-    """`videoStart` -> `video_start`, `siteID` -> `site_id`, `URLPath` -> `url_path`."""
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
-    return spaced.replace("-", "_").replace(" ", "_").lower()
-
-
-_EPOCH_MS_ABOVE = 100_000_000_000  # numbers above this are epoch milliseconds (after 1973-03-03)
-
-
-def timestamp_value(value: t.Any) -> str | None:  # noqa: ANN401
-    """Any timestamp an API may send, in the one UTC form; None for null or empty.
-
-    ISO 8601 with `Z`, with an offset or without a zone (taken as UTC), with 0 to 9 fraction
-    digits; or a number of epoch milliseconds (or seconds, when too small to be milliseconds),
-    also when sent as a string of digits.
-
-    Raises:
-        ValueError: when the value is none of these.
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        milliseconds = value if abs(value) >= _EPOCH_MS_ABOVE else value * 1000
-        return to_utc_iso(from_epoch_ms(int(milliseconds)))
-    if isinstance(value, str) and value.strip().isdigit():
-        return timestamp_value(int(value))
-    if isinstance(value, str):
-        return to_utc_iso(value)
-    msg = f"{value!r} is not a timestamp"
-    raise ValueError(msg)
 
 
 # --- paginators -----------------------------------------------------------------------------------
@@ -321,7 +285,7 @@ class OpenSpaceStream(BaseAPIStream):
     def _timestamp_or_none(self, name: str, value: t.Any) -> str | None:  # noqa: ANN401
         """A field's timestamp; an unreadable one becomes null with a warning, not a failed sync."""
         try:
-            return timestamp_value(value)
+            return normalise_timestamp(value)
         except ValueError:
             self.logger.warning(
                 "OpenSpace sent %s %r in %s, which is not a timestamp: left null", name, value, self.report

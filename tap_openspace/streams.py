@@ -8,12 +8,12 @@ import typing as t
 from singer_sdk import typing as th
 
 from taps_common.rest import decoded_json
+from taps_common.timestamps import normalise_timestamp
 from tap_openspace.client import (
     NewestFirstPaginator,
     OpenSpaceStream,
     page_records,
     read_floor,
-    timestamp_value,
 )
 
 if t.TYPE_CHECKING:
@@ -34,7 +34,7 @@ SITE_FIELDS = (
 def capture_time_or_none(item: t.Mapping[str, t.Any]) -> str | None:
     """A served 360 video's `videoStart` in the one UTC form; None when absent or unreadable."""
     try:
-        return timestamp_value(item.get("videoStart"))
+        return normalise_timestamp(item.get("videoStart"))
     except ValueError:
         return None
 

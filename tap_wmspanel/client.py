@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import typing as t
 from functools import cached_property
 from urllib.parse import parse_qsl, urlsplit
 
-from singer_sdk.authenticators import APIAuthenticatorBase
-
+from taps_common.auth import QueryStringCredentials
 from taps_common.errors import APIRequestError
 from taps_common.redaction import SECRETS, redact
 from taps_common.rest import BaseAPIStream, body_excerpt, decoded_json
-from taps_common.timestamps import parse_timestamp
-from taps_common.windows import date_windows
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
-
     import requests
 
-    from taps_common.windows import DateWindow
 
 #: The query parameters that carry credentials: never repeated in a message.
 CREDENTIAL_PARAMETERS = frozenset({"client_id", "api_key"})
@@ -62,54 +55,6 @@ def request_summary(url: str) -> str:
     return ", ".join(parameters)
 
 
-class QueryStringCredentials(APIAuthenticatorBase):
-    """`client_id` and `api_key` as query parameters of every call, as WMSPanel wants them."""
-
-    def __init__(self, client_id: str, api_key: str) -> None:
-        super().__init__()
-        self.auth_params = {"client_id": client_id, "api_key": api_key}
-
-
-# --- generic helpers (candidates for taps_common) ---------------------------------------------
-
-
-def as_day(value: str | dt.date) -> dt.date:
-    """The UTC calendar day of a date or datetime (string or object).
-
-    Raises:
-        ValueError: if `value` is neither.
-    """
-    return parse_timestamp(value).date()
-
-
-def whole_day_windows(first: dt.date, last: dt.date, max_days: int | None) -> Iterator[DateWindow]:
-    """Windows of whole UTC days covering `first`..`last` (both included), at most `max_days` days each.
-
-    `max_days=None` gives the whole span as one window; nothing when `first > last`.
-    """
-    start = dt.datetime(first.year, first.month, first.day, tzinfo=dt.timezone.utc)
-    end = dt.datetime(last.year, last.month, last.day, tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
-    return date_windows(start, end, dt.timedelta(days=max_days) if max_days else None)
-
-
-def first_and_last_day(window: DateWindow) -> tuple[dt.date, dt.date]:
-    """The first and the last day (both included) of a window of whole days."""
-    return window.start.date(), (window.end - dt.timedelta(days=1)).date()
-
-
-def split_known_fields(
-    item: Mapping[str, t.Any], known: t.Collection[str]
-) -> tuple[dict[str, t.Any], dict[str, t.Any] | None]:
-    """(the known fields, every other field or None): undocumented fields are kept, not dropped.
-
-    The SDK drops properties a schema does not declare, with a warning per record; a stream
-    that puts the rest in one object column keeps them without knowing their names.
-    """
-    known_fields = {name: value for name, value in item.items() if name in known}
-    others = {name: value for name, value in item.items() if name not in known}
-    return known_fields, others or None
-
-
 # --- the base stream --------------------------------------------------------------------------
 
 
@@ -123,7 +68,7 @@ class WMSPanelStream(BaseAPIStream):
     def authenticator(self) -> QueryStringCredentials:
         """Both credentials in the query string; the client id is masked in output like the key."""
         SECRETS.add(self.config["client_id"])
-        return QueryStringCredentials(self.config["client_id"], self.config["api_key"])
+        return QueryStringCredentials({"client_id": self.config["client_id"], "api_key": self.config["api_key"]})
 
     def credentials_error_message(self, response: requests.Response) -> str:
         """A 403 means wrong credentials or a caller IP outside the whitelist: say both."""

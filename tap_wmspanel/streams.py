@@ -11,12 +11,11 @@ from singer_sdk import typing as th
 
 from taps_common.errors import APIRequestError, SettingsError
 from taps_common.rest import decoded_json
+from taps_common.records import split_known_fields
+from taps_common.timestamps import as_day
+from taps_common.windows import first_and_last_day, whole_day_windows
 from tap_wmspanel.client import (
     WMSPanelStream,
-    as_day,
-    first_and_last_day,
-    split_known_fields,
-    whole_day_windows,
 )
 
 if t.TYPE_CHECKING:

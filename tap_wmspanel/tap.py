@@ -7,9 +7,8 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from taps_common.tap import BaseUsageTap, run_cli
+from taps_common.tap import BaseUsageTap, date_setting_errors, run_cli
 from tap_wmspanel import streams
-from tap_wmspanel.client import as_day
 from tap_wmspanel.streams import listed_items
 
 if t.TYPE_CHECKING:
@@ -115,7 +114,7 @@ class TapWMSPanel(BaseUsageTap):
             for name in ("client_id", "api_key")
             if not str(config.get(name) or "").strip()
         ]
-        errors += day_setting_errors(config)
+        errors += date_setting_errors(config, end_inclusive=True)
         data_slice_ids = config.get("data_slice_ids")
         if data_slice_ids is not None and not [slice_id for slice_id in data_slice_ids if slice_id.strip()]:
             errors.append("`data_slice_ids` is empty: leave it unset to read every data slice.")
@@ -140,26 +139,6 @@ class TapWMSPanel(BaseUsageTap):
         except ValueError:
             return text[:200]  # not JSON, yet accepted: show what it said
         return f"{len(slices)} data slice(s)"
-
-
-def day_setting_errors(config: t.Mapping[str, t.Any]) -> list[str]:
-    """`start_date` and `end_date` must be days (or datetimes), the end not before the start."""
-    errors: list[str] = []
-    days = {}
-    for name in ("start_date", "end_date"):
-        value = config.get(name)
-        if value in (None, ""):
-            continue
-        try:
-            days[name] = as_day(str(value))
-        except ValueError:
-            errors.append(f"`{name}` is {value!r}, which is not a date like 2024-01-31.")
-    if "start_date" in days and "end_date" in days and days["end_date"] < days["start_date"]:
-        errors.append(
-            f"`end_date` ({config['end_date']}) is before `start_date` ({config['start_date']}); "
-            "both days are included, so they may be the same day."
-        )
-    return errors
 
 
 def cli() -> None:

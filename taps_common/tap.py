@@ -76,8 +76,14 @@ COMMON_SETTINGS = th.PropertiesList(
 def date_setting_errors(
     config: t.Mapping[str, t.Any],
     names: t.Iterable[str] = ("start_date", "end_date"),
+    *,
+    end_inclusive: bool = False,
 ) -> list[str]:
-    """Errors for date settings that do not parse, or an end before the start."""
+    """Errors for date settings that do not parse, or an end before the start.
+
+    With `end_inclusive` (an `end_date` naming the last day read) the two may be equal;
+    otherwise the end must be after the start.
+    """
     errors: list[str] = []
     parsed = {}
     for name in names:
@@ -92,8 +98,11 @@ def date_setting_errors(
                 "(for example 2024-01-31 or 2024-01-31T00:00:00Z)."
             )
     start, end = parsed.get("start_date"), parsed.get("end_date")
-    if start and end and end <= start:
-        errors.append(f"`end_date` ({config['end_date']}) must be after `start_date` ({config['start_date']}).")
+    if start and end and (end < start if end_inclusive else end <= start):
+        relation = "on or after" if end_inclusive else "after"
+        errors.append(
+            f"`end_date` ({config['end_date']}) must be {relation} `start_date` ({config['start_date']})."
+        )
     return errors
 
 

@@ -9,6 +9,7 @@ datetimes (`isoformat` with microseconds, `+00:00`), so that its signposts and
 from __future__ import annotations
 
 import datetime as dt
+import typing as t
 
 UTC = dt.timezone.utc
 
@@ -52,3 +53,38 @@ def to_epoch_ms(value: dt.datetime) -> int:
 def utc_now() -> dt.datetime:
     """The current time, aware, in UTC."""
     return dt.datetime.now(tz=UTC)
+
+
+_EPOCH_MS_ABOVE = 100_000_000_000  # numbers above this are epoch milliseconds (after 1973-03-03)
+
+
+def normalise_timestamp(value: t.Any) -> str | None:  # noqa: ANN401
+    """Any timestamp an API may send, in the one UTC form; None for null or empty.
+
+    ISO 8601 with `Z`, with an offset or without a zone (taken as UTC), with 0 to 9 fraction
+    digits; or a number of epoch milliseconds (or seconds, when too small to be milliseconds),
+    also when sent as a string of digits.
+
+    Raises:
+        ValueError: when the value is none of these.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        milliseconds = value if abs(value) >= _EPOCH_MS_ABOVE else value * 1000
+        return to_utc_iso(from_epoch_ms(int(milliseconds)))
+    if isinstance(value, str) and value.strip().isdigit():
+        return normalise_timestamp(int(value))
+    if isinstance(value, str):
+        return to_utc_iso(value)
+    msg = f"{value!r} is not a timestamp"
+    raise ValueError(msg)
+
+
+def as_day(value: str | dt.date) -> dt.date:
+    """The UTC calendar day of a date or datetime (string or object).
+
+    Raises:
+        ValueError: if `value` is neither.
+    """
+    return parse_timestamp(value).date()

@@ -36,3 +36,18 @@ def date_windows(
         window_end = end if size is None else min(cursor + size, end)
         yield DateWindow(cursor, window_end)
         cursor = window_end
+
+
+def whole_day_windows(first: dt.date, last: dt.date, max_days: int | None) -> t.Iterator[DateWindow]:
+    """Windows of whole UTC days covering `first`..`last` (both included), at most `max_days` days each.
+
+    `max_days=None` gives the whole span as one window; nothing when `first > last`.
+    """
+    start = dt.datetime(first.year, first.month, first.day, tzinfo=dt.timezone.utc)
+    end = dt.datetime(last.year, last.month, last.day, tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
+    return date_windows(start, end, dt.timedelta(days=max_days) if max_days else None)
+
+
+def first_and_last_day(window: DateWindow) -> tuple[dt.date, dt.date]:
+    """The first and the last day (both included) of a window of whole days."""
+    return window.start.date(), (window.end - dt.timedelta(days=1)).date()

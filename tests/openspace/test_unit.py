@@ -11,15 +11,15 @@ import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
 from taps_common.errors import APIRequestError, CredentialsError
+from taps_common.records import snake_case
+from taps_common.timestamps import normalise_timestamp
 from tap_openspace.client import (
     as_text,
     base_url,
     is_newest_first,
     page_records,
     read_floor,
-    snake_case,
     spring_page_is_last,
-    timestamp_value,
 )
 from tap_openspace.streams import membership_key
 from tap_openspace.tap import TapOpenSpace
@@ -69,13 +69,13 @@ def test_field_names_become_snake_case(name: str, expected: str) -> None:
     ],
 )
 def test_every_timestamp_reading_gives_the_one_utc_form(value: t.Any, expected: str | None) -> None:  # noqa: ANN401
-    assert timestamp_value(value) == expected
+    assert normalise_timestamp(value) == expected
 
 
 @pytest.mark.parametrize("value", ["soon", "2024-13-01", [2024, 5, 1], True])
 def test_what_is_not_a_timestamp_is_refused(value: t.Any) -> None:  # noqa: ANN401
     with pytest.raises(ValueError):
-        timestamp_value(value)
+        normalise_timestamp(value)
 
 
 @pytest.mark.parametrize(

@@ -148,7 +148,7 @@ def test_bad_settings_fail_before_any_request(server: EmulatorServer, tmp_path: 
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     (line,) = [line for line in run.stderr.splitlines() if "`end_date`" in line]  # the SDK logs each one
-    assert "is before `start_date`" in line
+    assert "must be on or after `start_date`" in line
     assert server.app.request_count() == 0
     assert_no_credentials(run)
 

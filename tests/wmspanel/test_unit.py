@@ -10,13 +10,12 @@ import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
 from taps_common.errors import APIRequestError, CredentialsError, SettingsError
+from taps_common.records import split_known_fields
+from taps_common.windows import first_and_last_day, whole_day_windows
 from tap_wmspanel.client import (
-    first_and_last_day,
     mentions_quota,
     request_summary,
-    split_known_fields,
     status_error_description,
-    whole_day_windows,
 )
 from tap_wmspanel.streams import (
     DAILY_STATS_COLUMNS,
