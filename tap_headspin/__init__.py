@@ -1,0 +1,1 @@
+"""tap-headspin: the HeadSpin Usage API as a Singer tap."""
