@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import typing as t
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ def run_sync(
 ) -> SyncResult:
     """Sync every selected stream in-process; return its messages sorted by kind."""
     writer = CapturingWriter()
+    # The SDK updates the state it is given in place: keep the caller's copy as it was.
+    state = copy.deepcopy(state)
     tap = tap_class(config=config, state=state, catalog=catalog, message_writer=writer)
     tap.sync_all()
     result = SyncResult(messages=writer.messages)
