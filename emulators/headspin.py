@@ -44,6 +44,7 @@ from typing import Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from emulators.clock import anchor_instant, as_utc
 from emulators.framework import EmulatorApp, Request, Response
 
 UTC = timezone.utc
@@ -318,9 +319,9 @@ class HeadSpinEmulator(EmulatorApp):
         self.api_tokens = frozenset([api_tokens] if isinstance(api_tokens, str) else api_tokens)
         self.end_inclusive = end_inclusive
         self.max_event_days = max_event_days
-        self.anchor = _utc_seconds(anchor)
+        self.anchor = anchor_instant(anchor)
         self.span_start = self.anchor - timedelta(days=span_days)
-        self.user_token_since = _utc_seconds(user_token_since)
+        self.user_token_since = anchor_instant(user_token_since)
         rng = random.Random(seed)
         self.teams = [Team(_uuid(rng), _numbered(TEAM_NAMES, index)) for index in range(teams)]
         self.users = [_new_user(rng, index, teams) for index in range(users)]
@@ -371,7 +372,7 @@ class HeadSpinEmulator(EmulatorApp):
         """Record a new session (new usage arriving between two syncs); return it as `sessions()` does."""
         with self._write_lock:
             table = self._table
-            start_s = _epoch(_as_utc(start))
+            start_s = _epoch(as_utc(start))
             while any(table.devices[i] == device for i in range(*_same_second(table, start_s))):
                 start_s += 1
             rows = list(zip(*(getattr(table, f.name) for f in fields(table)), strict=True))
@@ -922,16 +923,4 @@ def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
-
-def _utc_seconds(value: str | datetime | None) -> datetime:
-    """An option's instant as UTC whole seconds (now when None)."""
-    if value is None:
-        moment = datetime.now(UTC)
-    elif isinstance(value, str):
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    else:
-        moment = value
-    return _as_utc(moment).replace(microsecond=0)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulators.clock import anchor_instant, as_utc, from_epoch_ms, to_epoch_ms
 from emulators.framework import EmulatorApp, Request, Response
 
 API_PREFIX = "/api/external/v1/reports/"
@@ -51,7 +52,6 @@ LAST_NAMES = ("Silva", "Okafor", "Novak", "Reyes", "Tanaka", "Berg", "Moreau", "
 DEFAULT_PAGE_SIZE = 20  # Spring Data's default when `size` is absent or unreadable
 TIE_SHARE = 0.05  # share of captures that start in the same millisecond as the one before
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _DAY_MS = 86_400_000
 _MASK64 = (1 << 64) - 1
 
@@ -131,7 +131,7 @@ class _Videos(_Report):
     def raw(self, position: int) -> dict[str, Any]:
         site = self.sites[self.site_indexes[position]]
         start_ms = self.starts_ms[position]
-        iso_year, iso_week, _ = (_EPOCH + dt.timedelta(milliseconds=start_ms)).isocalendar()
+        iso_year, iso_week, _ = from_epoch_ms(start_ms).isocalendar()
         return {
             "videoId": self.video_id(position),
             "videoStart": start_ms,
@@ -236,7 +236,7 @@ class OpenSpaceEmulator(EmulatorApp):
         self.timestamp_format = timestamp_format
         self.honour_sort = honour_sort
         self.memberships_require_orgs = memberships_require_orgs
-        self.anchor = _utc_seconds(anchor)
+        self.anchor = anchor_instant(anchor)
         self.span_start = self.anchor - dt.timedelta(days=span_days)
         self._data_lock = threading.Lock()
         self._orders: dict[tuple[str, tuple[tuple[str, bool], ...], int], array] = {}
@@ -255,7 +255,7 @@ class OpenSpaceEmulator(EmulatorApp):
     # Synthetic data ----------------------------------------------------------------------------
 
     def _generate_sites(self, rng: random.Random, orgs: list[dict[str, str]], count: int) -> list[dict[str, Any]]:
-        span_start_ms = _epoch_ms(self.span_start)
+        span_start_ms = to_epoch_ms(self.span_start)
         return [
             {
                 "siteId": _uuid(rng),
@@ -302,8 +302,8 @@ class OpenSpaceEmulator(EmulatorApp):
 
         Half start on a whole second, so served times vary in their fraction digits.
         """
-        span_start_ms = _epoch_ms(self.span_start)
-        span_ms = _epoch_ms(self.anchor) - span_start_ms
+        span_start_ms = to_epoch_ms(self.span_start)
+        span_ms = to_epoch_ms(self.anchor) - span_start_ms
         slot_ms = max(span_ms // max(count, 1), 1)
         users_of_org: dict[str, list[int]] = {}
         for index, user in enumerate(users):
@@ -324,8 +324,8 @@ class OpenSpaceEmulator(EmulatorApp):
             previous_ms = start_ms
 
     def _generate_field_notes(self, rng: random.Random, count: int) -> list[dict[str, Any]]:
-        span_start_ms = _epoch_ms(self.span_start)
-        span_ms = _epoch_ms(self.anchor) - span_start_ms
+        span_start_ms = to_epoch_ms(self.span_start)
+        span_ms = to_epoch_ms(self.anchor) - span_start_ms
         notes = []
         for index in range(count):
             site = rng.choice(self._sites.rows)
@@ -350,12 +350,12 @@ class OpenSpaceEmulator(EmulatorApp):
         with self._data_lock:
             rng = random.Random(f"{self.seed}:{len(self._videos)}")
             for start in starts:
-                moment = _utc(
+                moment = as_utc(
                     dt.datetime.fromisoformat(start.replace("Z", "+00:00")) if isinstance(start, str) else start
                 )
                 site_index = rng.randrange(len(self._sites))
                 self._videos.append(
-                    _epoch_ms(moment), site_index, rng.randrange(len(self._videos.users)), rng.randint(60, 4000)
+                    to_epoch_ms(moment), site_index, rng.randrange(len(self._videos.users)), rng.randint(60, 4000)
                 )
                 added.append(len(self._videos) - 1)
             self._videos.version += 1
@@ -563,22 +563,6 @@ def _string_set(values: Iterable[str] | str) -> frozenset[str]:
     return frozenset([values] if isinstance(values, str) else values)
 
 
-def _utc(moment: dt.datetime) -> dt.datetime:
-    """`moment` in UTC; naive datetimes are taken to be UTC already."""
-    return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment.astimezone(dt.timezone.utc)
 
 
-def _utc_seconds(anchor: str | dt.datetime | None) -> dt.datetime:
-    """The anchor option as a UTC datetime truncated to the second (now when None)."""
-    if anchor is None:
-        moment = dt.datetime.now(dt.timezone.utc)
-    elif isinstance(anchor, str):
-        moment = dt.datetime.fromisoformat(anchor.replace("Z", "+00:00"))
-    else:
-        moment = anchor
-    return _utc(moment).replace(microsecond=0)
 
-
-def _epoch_ms(moment: dt.datetime) -> int:
-    """Exact epoch milliseconds of an aware datetime."""
-    return (moment - _EPOCH) // dt.timedelta(milliseconds=1)

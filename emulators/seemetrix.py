@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
+from emulators.clock import anchor_instant, as_utc, from_epoch_ms, to_epoch_ms
 from emulators.framework import EmulatorApp, Request, Response
 
 UTC = timezone.utc
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 
@@ -301,7 +301,7 @@ class SeemetrixEmulator(EmulatorApp):
         self.float_counts = float_counts
         self.max_range_days = max_range_days
         self._fixed_now = anchor is not None
-        self.anchor = _utc_seconds(anchor)
+        self.anchor = anchor_instant(anchor)
         self.span_start = self.anchor - timedelta(days=days)
         self._data_lock = threading.Lock()
         self._tree_cache: dict[tuple[Any, ...], _Node] = {}
@@ -312,9 +312,9 @@ class SeemetrixEmulator(EmulatorApp):
 
     def _generate(self, rng: random.Random, devices: int, days: float, per_day: float) -> None:
         """Devices, then their sessions: uniform starts over the span, sorted per device."""
-        span_start_ms = _epoch_ms(self.span_start)
+        span_start_ms = to_epoch_ms(self.span_start)
         # No session still running at the anchor.
-        span_ms = max(_epoch_ms(self.anchor) - span_start_ms - MAX_DURATION_MS, 1)
+        span_ms = max(to_epoch_ms(self.anchor) - span_start_ms - MAX_DURATION_MS, 1)
         count = round(days * per_day)
         for index, device_id in enumerate(sorted(rng.sample(range(1000, 10000), devices))):
             status = _STATUSES[index] if index < len(_STATUSES) else rng.choice(_STATUSES)
@@ -345,7 +345,7 @@ class SeemetrixEmulator(EmulatorApp):
 
         It takes the device's next session number, wherever its start falls.
         """
-        start_ms = _epoch_ms(_as_utc(start))
+        start_ms = to_epoch_ms(as_utc(start))
         with self._data_lock:
             device = self.devices[device_id]
             if bits is None:
@@ -382,8 +382,8 @@ class SeemetrixEmulator(EmulatorApp):
         device_id: int | None = None,
     ) -> list[dict[str, Any]]:
         """Sessions starting in [start, end), plainly named, in (start, device) order."""
-        start_ms = _epoch_ms(start) if start else -(2**62)
-        end_ms = _epoch_ms(end) if end else 2**62
+        start_ms = to_epoch_ms(start) if start else -(2**62)
+        end_ms = to_epoch_ms(end) if end else 2**62
         found = []
         for device in self._devices(device_id):
             table = device.sessions
@@ -399,8 +399,8 @@ class SeemetrixEmulator(EmulatorApp):
         return {
             "device_id": device_id,
             "session_number": number,
-            "start": _from_epoch_ms(start_ms),
-            "end": _from_epoch_ms(start_ms + facts.duration_ms),
+            "start": from_epoch_ms(start_ms),
+            "end": from_epoch_ms(start_ms + facts.duration_ms),
             "duration_ms": facts.duration_ms,
             "age": facts.age,
             "gender": facts.gender,
@@ -476,12 +476,12 @@ class SeemetrixEmulator(EmulatorApp):
 
     def _counters_response(self) -> Response:
         """Dashboard counters; "current" periods run up to `now()`, in UTC."""
-        now_ms = _epoch_ms(self.now())
-        now = _from_epoch_ms(now_ms)
+        now_ms = to_epoch_ms(self.now())
+        now = from_epoch_ms(now_ms)
         since = {
             "usr_cur_hour": now_ms - now_ms % HOUR_MS,
             "usr_cur_day": now_ms - now_ms % DAY_MS,
-            "usr_cur_month": _epoch_ms(datetime(now.year, now.month, 1, tzinfo=UTC)),
+            "usr_cur_month": to_epoch_ms(datetime(now.year, now.month, 1, tzinfo=UTC)),
         }
         views = duration = 0
         current = dict.fromkeys(since, 0)
@@ -518,7 +518,7 @@ class SeemetrixEmulator(EmulatorApp):
     def _range(self, request: Request, tzo: int) -> tuple[int, int]:
         """`b`/`e` (local times) as UTC epoch ms; `last_week` is the week up to this hour."""
         if _param(request, "last_week") is not None:
-            end_ms = _epoch_ms(self.now())
+            end_ms = to_epoch_ms(self.now())
             end_ms -= end_ms % HOUR_MS
             return end_ms - 7 * DAY_MS, end_ms
         b, e = _param(request, "b"), _param(request, "e")
@@ -869,7 +869,7 @@ def _time_unit(start_ms: int, tzo: int, parts: list[str]) -> tuple[int, ...]:
 
     `day` alone means the day of the week (1-7), as the docs say.
     """
-    local = _from_epoch_ms(start_ms + tzo * HOUR_MS)
+    local = from_epoch_ms(start_ms + tzo * HOUR_MS)
     if parts == ["day"]:
         return (local.isoweekday(),)
     chosen = parts or ["year", "month", "day", "hour"]
@@ -886,7 +886,7 @@ def _time_unit_id(unit: tuple[int, ...], parts: list[str]) -> dict[str, int]:
 
 def _date_label(local_hour: int, dt_format: str) -> str:
     """A v2 date node's name for a local hour number, in one of the docs' formats."""
-    moment = _from_epoch_ms(local_hour * HOUR_MS)
+    moment = from_epoch_ms(local_hour * HOUR_MS)
     labels = {
         "YYYY-MM-DD HH": f"{moment:%Y-%m-%d %H}",
         "YYYY-MM-DD": f"{moment:%Y-%m-%d}",
@@ -905,44 +905,29 @@ def _parse_local(text: str, tzo: int) -> int:
         local = datetime.strptime(text, "%Y/%m/%d %H:%M:%S").replace(tzinfo=UTC)
     except ValueError:
         raise _BadRequest(f"{text!r} is not a YYYY/MM/DD HH:mm:ss datetime") from None
-    return _epoch_ms(local) - tzo * HOUR_MS
+    return to_epoch_ms(local) - tzo * HOUR_MS
 
 
 def _format_local(epoch_ms: int, tzo: int) -> str:
-    return f"{_from_epoch_ms(epoch_ms + tzo * HOUR_MS):%Y/%m/%d %H:%M:%S}"
+    return f"{from_epoch_ms(epoch_ms + tzo * HOUR_MS):%Y/%m/%d %H:%M:%S}"
 
 
 def _format_iso(epoch_ms: int, tzo: int) -> str:
     zone = timezone(timedelta(hours=tzo))
-    return _from_epoch_ms(epoch_ms).astimezone(zone).isoformat(timespec="seconds")
+    return from_epoch_ms(epoch_ms).astimezone(zone).isoformat(timespec="seconds")
 
 
 def _format_naive(epoch_ms: int, tzo: int) -> str:
     """The raw route's times: local, naive, microseconds ("2019-07-01T11:16:07.052000")."""
-    return _from_epoch_ms(epoch_ms + tzo * HOUR_MS).replace(tzinfo=None).isoformat(timespec="microseconds")
+    return from_epoch_ms(epoch_ms + tzo * HOUR_MS).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _utc_seconds(anchor: str | datetime | None) -> datetime:
-    """The anchor option as a UTC datetime truncated to the second (now when None)."""
-    if anchor is None:
-        moment = datetime.now(UTC)
-    elif isinstance(anchor, str):
-        moment = datetime.fromisoformat(anchor.replace("Z", "+00:00"))
-    else:
-        moment = anchor
-    return _as_utc(moment).replace(microsecond=0)
 
 
-def _epoch_ms(moment: datetime) -> int:
-    return (_as_utc(moment) - _EPOCH) // timedelta(milliseconds=1)
 
 
-def _from_epoch_ms(epoch_ms: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=epoch_ms)
 
 
 # --- requests --------------------------------------------------------------------------------------

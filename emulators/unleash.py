@@ -23,9 +23,10 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
+from emulators.clock import anchor_instant, as_utc, to_epoch_ms
 from emulators.framework import EmulatorApp, Request, Response
 
 KEYS = (
@@ -95,7 +96,6 @@ _MAX_FRAME_STEP = 30  # frames without detections between two reported frames
 _CLASS_PRESENCE = 0.6  # chance that a model's class is reported in a frame
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _INTEGER = re.compile(r"-?[0-9]+")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _CHUNK = 65536  # records moved from the merge into the columns per step
 
 # A record while tables are built: its sort key (timestamp, session, frame, class) comes first, so
@@ -234,7 +234,7 @@ class UnleashEmulator(EmulatorApp):
         self.include_to = range_inclusive in ("both", "end")
         self.order = order
         self.maintenance = maintenance
-        self.anchor = _utc_seconds(anchor)
+        self.anchor = anchor_instant(anchor)
         self.span_start = self.anchor - timedelta(days=span_days)
         self._sessions: list[_Session] = []
         self._session_ids: set[str] = set()
@@ -250,8 +250,8 @@ class UnleashEmulator(EmulatorApp):
         A session starts in the first half of its slot and its frames fit in the second, so every
         timestamp lies in the span and session starts lie strictly inside it.
         """
-        span_start_ms = _epoch_ms(self.span_start)
-        slot_ms = (_epoch_ms(self.anchor) - span_start_ms) // max(sessions, 1)
+        span_start_ms = to_epoch_ms(self.span_start)
+        slot_ms = (to_epoch_ms(self.anchor) - span_start_ms) // max(sessions, 1)
         if sessions and slot_ms < 10_000:
             raise ValueError("span_days is too short for that many sessions per device")
         # Compress the video clock if needed so the longest possible session fits in half a slot.
@@ -312,7 +312,7 @@ class UnleashEmulator(EmulatorApp):
         This is new data arriving between two syncs. A naive `start` is taken as UTC, and an
         unknown `device_id` becomes a new device.
         """
-        start_ms = _epoch_ms(_as_utc(start))
+        start_ms = to_epoch_ms(as_utc(start))
         with self._data_lock:
             rng = random.Random(f"{self.seed}:{device_id}:{start_ms}")
             session_index = self._new_session(rng, device_id, start_ms)
@@ -475,27 +475,10 @@ def _new_device_id(rng: random.Random, taken: Iterable[str]) -> str:
     return device_id
 
 
-def _as_utc(moment: datetime) -> datetime:
-    """`moment` in UTC; naive datetimes are taken to be UTC already."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
-def _utc_seconds(anchor: str | datetime | None) -> datetime:
-    """The anchor option as a UTC datetime truncated to the second (now when None)."""
-    if anchor is None:
-        moment = datetime.now(timezone.utc)
-    elif isinstance(anchor, str):
-        moment = datetime.fromisoformat(anchor.replace("Z", "+00:00"))
-    else:
-        moment = anchor
-    return _as_utc(moment).replace(microsecond=0)
 
 
-def _epoch_ms(moment: datetime) -> int:
-    """Exact epoch milliseconds of an aware datetime (no float rounding)."""
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _iso_timestamp(epoch_ms: int) -> str:

@@ -30,7 +30,7 @@ from taps_common.errors import (
 from taps_common.redaction import redact
 from taps_common.retry import RETRIABLE_EXCEPTIONS, RetryPolicy, wait_generator
 from taps_common.timestamps import parse_timestamp, to_utc_iso, utc_now
-from taps_common.windows import DateWindow, date_windows
+from taps_common.windows import DateWindow
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
