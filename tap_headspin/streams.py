@@ -11,7 +11,7 @@ from singer_sdk import typing as th
 
 from taps_common.errors import APIRequestError
 from taps_common.timestamps import to_utc_iso
-from taps_common.windows import DateWindow, date_windows
+from taps_common.windows import DateWindow, date_windows, records_inside
 from tap_headspin.client import (
     LEGACY_FILTER_ALIASES,
     HeadSpinStream,
@@ -372,9 +372,8 @@ class UsageEventsStream(HeadSpinStream):
             "format": "json",
             **self.v2_filter_params(),
         }
-        start, end = to_utc_iso(window.start), to_utc_iso(window.end)
-        for record in self.request_records({"params": params}):
-            if start <= record["start_time"] < end and event_passes_filters(record, self.config):
+        for record in records_inside(self.request_records({"params": params}), "start_time", window):
+            if event_passes_filters(record, self.config):
                 yield record
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:  # noqa: D102

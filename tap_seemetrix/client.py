@@ -13,8 +13,8 @@ from singer_sdk.authenticators import APIKeyAuthenticator
 
 from taps_common.errors import APIRequestError
 from taps_common.rest import BaseAPIStream, decoded_json
-from taps_common.timestamps import parse_timestamp, to_utc_iso
-from taps_common.windows import DateWindow, date_windows
+from taps_common.timestamps import ceil_timestamp, floor_timestamp, parse_timestamp
+from taps_common.windows import DateWindow, date_windows, records_inside
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -30,27 +30,10 @@ _DEVICE_PATH = re.compile(r"/statistics/device/(\d+)/")
 # --- generic helpers (no vendor knowledge): candidates for taps_common ------------------------------
 
 
-def floor_timestamp(moment: dt.datetime, step: dt.timedelta) -> dt.datetime:
-    """`moment` rounded down to a whole `step` since the epoch (an hour, a day, a second)."""
-    epoch = dt.datetime(1970, 1, 1, tzinfo=moment.tzinfo)
-    return moment - (moment - epoch) % step
 
 
-def ceil_timestamp(moment: dt.datetime, step: dt.timedelta) -> dt.datetime:
-    """`moment` rounded up to a whole `step` since the epoch."""
-    floored = floor_timestamp(moment, step)
-    return floored if floored == moment else floored + step
 
 
-def inside_window(records: Iterable[dict[str, t.Any]], key: str, window: DateWindow) -> Iterator[dict[str, t.Any]]:
-    """The records whose `key` (a timestamp in the one UTC form) lies in [window start, end).
-
-    Timestamps are normalised to one form, so the strings compare as times.
-    """
-    start, end = to_utc_iso(window.start), to_utc_iso(window.end)
-    for record in records:
-        if start <= record[key] < end:
-            yield record
 
 
 # --- Seemetrix request quirks -------------------------------------------------------------------------
@@ -181,4 +164,4 @@ class WindowedSeemetrixStream(SeemetrixStream):
         assert self.replication_key is not None  # noqa: S101
         for query in self.window_queries(context, window):
             records = self.request_records({**(context or {}), "query": query})
-            yield from inside_window(records, self.replication_key, window)
+            yield from records_inside(records, self.replication_key, window)

@@ -10,7 +10,7 @@ from singer_sdk import typing as th
 from taps_common.errors import SettingsError
 from taps_common.rest import decoded_json
 from taps_common.timestamps import from_epoch_ms, to_epoch_ms, to_utc_iso
-from taps_common.windows import DateWindow, date_windows
+from taps_common.windows import DateWindow, date_windows, records_inside
 from tap_unleash.client import PagedUnleashStream, UnleashStream
 
 if t.TYPE_CHECKING:
@@ -142,11 +142,7 @@ class AnalyticsStream(PagedUnleashStream):
             "from_ms": to_epoch_ms(window.start) - 1,
             "to_ms": to_epoch_ms(window.end),
         }
-        # Timestamps are normalised to one form, so strings compare as times.
-        start, end = to_utc_iso(window.start), to_utc_iso(window.end)
-        for record in self.request_records(window_context):
-            if start <= record["timestamp"] < end:
-                yield record
+        yield from records_inside(self.request_records(window_context), "timestamp", window)
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:  # noqa: D102
         for record in zip_keyed_rows(decoded_json(response)):

@@ -88,3 +88,15 @@ def as_day(value: str | dt.date) -> dt.date:
         ValueError: if `value` is neither.
     """
     return parse_timestamp(value).date()
+
+
+def floor_timestamp(moment: dt.datetime, step: dt.timedelta) -> dt.datetime:
+    """`moment` rounded down to a whole `step` since the epoch (an hour, a day, a second)."""
+    epoch = dt.datetime(1970, 1, 1, tzinfo=moment.tzinfo)
+    return moment - (moment - epoch) % step
+
+
+def ceil_timestamp(moment: dt.datetime, step: dt.timedelta) -> dt.datetime:
+    """`moment` rounded up to a whole `step` since the epoch."""
+    floored = floor_timestamp(moment, step)
+    return floored if floored == moment else floored + step

@@ -6,6 +6,8 @@ import datetime as dt
 import typing as t
 from dataclasses import dataclass
 
+from taps_common.timestamps import to_utc_iso
+
 
 @dataclass(frozen=True)
 class DateWindow:
@@ -51,3 +53,18 @@ def whole_day_windows(first: dt.date, last: dt.date, max_days: int | None) -> t.
 def first_and_last_day(window: DateWindow) -> tuple[dt.date, dt.date]:
     """The first and the last day (both included) of a window of whole days."""
     return window.start.date(), (window.end - dt.timedelta(days=1)).date()
+
+
+def records_inside(
+    records: t.Iterable[dict[str, t.Any]], key: str, window: DateWindow
+) -> t.Iterator[dict[str, t.Any]]:
+    """The records whose `key` (a timestamp in the one UTC form) lies in [window start, end).
+
+    APIs differ (or are silent) on which ends of a range they include; asking a little wider
+    and keeping exactly these gives each record to one window only. Timestamps are in one
+    form, so the strings compare as times.
+    """
+    start, end = to_utc_iso(window.start), to_utc_iso(window.end)
+    for record in records:
+        if start <= record[key] < end:
+            yield record

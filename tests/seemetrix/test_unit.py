@@ -12,12 +12,10 @@ import requests
 from singer_sdk.exceptions import ConfigValidationError
 
 from taps_common.errors import APIRequestError, CredentialsError, SettingsError
-from taps_common.windows import DateWindow
+from taps_common.timestamps import ceil_timestamp, floor_timestamp
+from taps_common.windows import DateWindow, records_inside
 from tap_seemetrix.client import (
-    ceil_timestamp,
-    floor_timestamp,
     format_range_bound,
-    inside_window,
     range_params,
     refused_device,
 )
@@ -473,10 +471,10 @@ def test_floor_and_ceil_to_whole_steps() -> None:
     )
 
 
-def test_inside_window_keeps_start_drops_end() -> None:
+def test_records_inside_keeps_start_drops_end() -> None:
     window = DateWindow(dt.datetime(2017, 9, 12, tzinfo=UTC), dt.datetime(2017, 9, 13, tzinfo=UTC))
     records = [{"at": f"2017-09-1{day}T00:00:00.000000+00:00"} for day in (1, 2, 3)]
-    assert [r["at"][:10] for r in inside_window(records, "at", window)] == ["2017-09-12"]
+    assert [r["at"][:10] for r in records_inside(records, "at", window)] == ["2017-09-12"]
 
 
 def refused(url: str) -> requests.Response:
