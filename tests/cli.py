@@ -8,6 +8,7 @@ import sys
 import typing as t
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 BIN = Path(sys.executable).parent
 
@@ -45,3 +46,11 @@ def run_tap_cli(
         command += ["--state", str(state_file)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
     return CliRun(done.returncode, done.stdout, done.stderr)
+
+
+def assert_no_secret(run: CliRun, *secrets: str) -> None:
+    """No secret in stdout or stderr, plain or in any URL encoding."""
+    for secret in secrets:
+        for form in {secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}:
+            assert form not in run.stdout, f"secret {form!r} on stdout"
+            assert form not in run.stderr, f"secret {form!r} on stderr"

@@ -9,7 +9,7 @@ import pytest
 
 from emulators.framework import EmulatorServer, Fault
 from emulators.headspin import HeadSpinEmulator
-from tests.cli import CliRun, run_tap_cli
+from tests.cli import CliRun, assert_no_secret, run_tap_cli
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -39,10 +39,6 @@ def config(server_url: str, token: str = GOOD_TOKEN, **settings: t.Any) -> dict[
     }
 
 
-def assert_no_secret(run: CliRun, *secrets: str) -> None:
-    for secret in secrets:
-        assert secret not in run.stdout
-        assert secret not in run.stderr
 
 
 def error_line(run: CliRun, fragment: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from emulators.framework import EmulatorServer, Fault
 from emulators.openspace import OpenSpaceEmulator
-from tests.cli import run_tap_cli
+from tests.cli import assert_no_secret, run_tap_cli
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -36,10 +36,6 @@ def error_lines(run: CliRun) -> list[str]:
     return [line for line in run.stderr.splitlines() if line.startswith("tap-openspace: ")]
 
 
-def assert_no_secret(run: CliRun, *secrets: str) -> None:
-    for secret in secrets:
-        assert secret not in run.stdout
-        assert secret not in run.stderr
 
 
 def test_sync_prints_records_and_state(server: EmulatorServer, tmp_path: Path) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import socket
 import typing as t
-from urllib.parse import quote, quote_plus
 
 import pytest
 
 from emulators.framework import EmulatorServer, Fault
 from emulators.seemetrix import SeemetrixEmulator
-from tests.cli import CliRun, run_tap_cli
+from tests.cli import CliRun, assert_no_secret, run_tap_cli
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -45,11 +44,6 @@ def config(server_url: str, **overrides: t.Any) -> dict[str, t.Any]:  # noqa: AN
     }
 
 
-def assert_no_secret(run: CliRun, *secrets: str) -> None:
-    for secret in secrets:
-        for form in {secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}:
-            assert form not in run.stdout, form
-            assert form not in run.stderr, form
 
 
 def error_line(run: CliRun) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from emulators.framework import EmulatorServer, Fault
 from emulators.unleash import UnleashEmulator
-from tests.cli import run_tap_cli
+from tests.cli import assert_no_secret, run_tap_cli
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -37,10 +37,6 @@ def config(server_url: str, **credentials: str) -> dict[str, t.Any]:
     }
 
 
-def assert_no_secret(run: t.Any, *secrets: str) -> None:  # noqa: ANN401
-    for secret in secrets:
-        assert secret not in run.stdout
-        assert secret not in run.stderr
 
 
 def test_sync_prints_records_and_state(server: EmulatorServer, tmp_path: Path) -> None:

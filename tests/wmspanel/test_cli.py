@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import socket
 import typing as t
-from urllib.parse import quote, quote_plus
 
 import pytest
 
 from emulators.framework import EmulatorServer, Fault
 from emulators.wmspanel import WMSPanelEmulator
-from tests.cli import CliRun, run_tap_cli
+from tests.cli import CliRun, assert_no_secret, run_tap_cli
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -51,10 +50,7 @@ def config(server_url: str, **overrides: t.Any) -> dict[str, t.Any]:  # noqa: AN
 
 def assert_no_credentials(run: CliRun, api_key: str = API_KEY, client_id: str = CLIENT_ID) -> None:
     """Neither credential appears in any output, in any of the forms a URL gives them."""
-    forms = {api_key, quote(api_key, safe=""), quote_plus(api_key), quote(api_key), client_id, quote(client_id, safe="")}
-    for form in forms:
-        assert form not in run.stdout, f"{form!r} in stdout"
-        assert form not in run.stderr, f"{form!r} in stderr"
+    assert_no_secret(run, api_key, client_id)
 
 
 def error_lines(run: CliRun) -> list[str]:
