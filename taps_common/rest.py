@@ -10,16 +10,19 @@ It knows no vendor: each vendor's client sets `vendor_name` and the hooks.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
+from dataclasses import dataclass
+from functools import cached_property
 import typing as t
 from http import HTTPStatus
 from urllib.parse import urlparse
 
 import backoff
+import orjson
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import PageNumberPaginator
 
 from taps_common.errors import (
@@ -27,6 +30,7 @@ from taps_common.errors import (
     APIUnavailableError,
     CredentialsError,
 )
+from taps_common.output import BufferedSingerWriter
 from taps_common.redaction import redact
 from taps_common.retry import RETRIABLE_EXCEPTIONS, RetryPolicy, wait_generator
 from taps_common.timestamps import parse_timestamp, to_utc_iso, utc_now
@@ -42,9 +46,13 @@ _DECODED_ATTRIBUTE = "_taps_common_json"
 
 
 def decoded_json(response: requests.Response) -> t.Any:  # noqa: ANN401
-    """The response body as JSON, decoded once (in `validate_response`) and cached."""
+    """The response body as JSON, decoded once (in `validate_response`) and cached.
+
+    Raises:
+        ValueError: when the body is not JSON (orjson's error is a ValueError).
+    """
     if not hasattr(response, _DECODED_ATTRIBUTE):
-        setattr(response, _DECODED_ATTRIBUTE, json.loads(response.content))
+        setattr(response, _DECODED_ATTRIBUTE, orjson.loads(response.content))
     return getattr(response, _DECODED_ATTRIBUTE)
 
 
@@ -101,6 +109,41 @@ class TotalPagesPaginator(PageNumberPaginator):
 
     def continue_if_empty(self, response: requests.Response) -> bool:  # noqa: D102
         return self.has_more(response)
+
+
+@dataclass(frozen=True)
+class DirectRecordPlan:
+    """What writing a stream's records directly needs: its properties and its boolean ones."""
+
+    properties: frozenset[str]
+    #: Top-level booleans, which the SDK's conformance turns 0/1 into false/true.
+    boolean_properties: tuple[str, ...]
+
+
+def direct_record_plan(schema: t.Mapping[str, t.Any]) -> DirectRecordPlan | None:
+    """The plan for a schema whose records need no conformance beyond top-level booleans.
+
+    None when a nested property is boolean: the SDK would conform it, and records
+    with such fields take the SDK's path.
+    """
+
+    def is_boolean(definition: t.Mapping[str, t.Any]) -> bool:
+        types = definition.get("type", [])
+        types = [types] if isinstance(types, str) else types
+        return "boolean" in types and not ({"integer", "number", "string"} & set(types))
+
+    def has_nested_boolean(definition: t.Mapping[str, t.Any]) -> bool:
+        children = list((definition.get("properties") or {}).values())
+        if isinstance(definition.get("items"), dict):
+            children.append(definition["items"])
+        children += definition.get("anyOf", []) + definition.get("oneOf", [])
+        return any(is_boolean(child) or has_nested_boolean(child) for child in children)
+
+    properties = schema.get("properties", {})
+    if any(has_nested_boolean(definition) for definition in properties.values()):
+        return None
+    booleans = tuple(name for name, definition in properties.items() if is_boolean(definition))
+    return DirectRecordPlan(frozenset(properties), booleans)
 
 
 class BaseAPIStream(RESTStream):
@@ -322,6 +365,54 @@ class BaseAPIStream(RESTStream):
         # Every record up to here has been written: the SDK writes each record
         # before asking the generator for the next one.
         self._tap.state_writer.write_state(self.tap_state)
+
+    # --- output ---------------------------------------------------------------------------------
+
+    @cached_property
+    def _direct_record_plan(self) -> DirectRecordPlan | None:
+        """How this stream's records may skip the SDK's per-record machinery, or None.
+
+        Only when the result is the same: the buffered writer is in use, no stream map
+        or flattening is configured, and every property is selected.
+        """
+        maps = self.stream_maps
+        plain = (
+            isinstance(self._tap.message_writer, BufferedSingerWriter)
+            and len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and maps[0].stream_alias == self.name
+            and not maps[0].flattening_enabled
+            and all(self.mask.values())
+        )
+        return direct_record_plan(self.schema) if plain else None
+
+    def _process_record(
+        self,
+        record: dict,
+        child_context: Context | None = None,
+        partition_context: Context | None = None,
+    ) -> None:
+        # A stream without children only needs its partition keys on each record;
+        # the SDK's path also builds (and copies) a child context per record.
+        if self.child_streams:
+            super()._process_record(record, child_context, partition_context)
+            return
+        for key, value in (partition_context or {}).items():
+            if key not in record:
+                record[key] = value
+
+    def _write_record_message(self, record: dict) -> None:
+        plan = self._direct_record_plan
+        if plan is None or not record.keys() <= plan.properties:
+            super()._write_record_message(record)  # the SDK's path drops unknown fields with a warning
+            return
+        for name in plan.boolean_properties:
+            value = record.get(name)
+            if value is not None and not isinstance(value, bool):
+                record[name] = value != 0
+        writer = t.cast("BufferedSingerWriter", self._tap.message_writer)
+        writer.write_record(self.name, record, self._stream_version)
+        self.state_manager.is_flushed = False
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
         # Windowed streams move the bookmark in `checkpoint` only; the SDK's

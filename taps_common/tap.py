@@ -21,6 +21,7 @@ from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.tap_base import CliTestOptionValue
 
 from taps_common.errors import SettingsError, TapUserError
+from taps_common.output import BufferedSingerWriter
 from taps_common.redaction import SECRETS, RedactingTextStream, install_log_redaction, redact
 from taps_common.timestamps import parse_timestamp
 
@@ -109,6 +110,9 @@ def date_setting_errors(
 class BaseUsageTap(Tap):
     """A Singer tap with the shared settings, redaction and settings checks."""
 
+    #: Messages go through a buffer flushed at every STATE (see `taps_common.output`).
+    message_writer_class = BufferedSingerWriter
+
     #: The distribution all five taps ship in (for `--version` and `--about`).
     package_name = "usage-analytics-taps"
     #: Path of the cheapest authenticated request, for `check_connection`.
@@ -130,6 +134,19 @@ class BaseUsageTap(Tap):
         if errors and raise_errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
         return errors
+
+    def sync_all(self) -> None:
+        """Sync, then write out whatever the buffer holds, also when the sync fails.
+
+        Records already read are worth delivering; the last STATE was flushed with
+        the records it covers, so nothing claims more than what was written.
+        """
+        try:
+            super().sync_all()
+        finally:
+            flush = getattr(self.message_writer, "flush", None)
+            if flush is not None:
+                flush()
 
     def settings_errors(self, config: t.Mapping[str, t.Any]) -> list[str]:  # noqa: PLR6301
         """Vendor hook: checks a JSON schema cannot express. Each error names its setting."""

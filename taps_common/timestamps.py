@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import typing as t
+from functools import lru_cache
 
 UTC = dt.timezone.utc
 
@@ -36,7 +37,15 @@ def parse_timestamp(value: str | dt.datetime | dt.date) -> dt.datetime:
 
 def to_utc_iso(value: str | dt.datetime | dt.date) -> str:
     """Return the one UTC form used for all timestamps: `2024-05-01T12:00:00.000000+00:00`."""
+    if isinstance(value, str):
+        return _text_to_utc_iso(value)
     return parse_timestamp(value).isoformat(timespec="microseconds")
+
+
+@lru_cache(maxsize=1 << 16)
+def _text_to_utc_iso(text: str) -> str:
+    # Records share timestamps (a frame's detections, a day's rows): parse each text once.
+    return parse_timestamp(text).isoformat(timespec="microseconds")
 
 
 def from_epoch_ms(value: int) -> dt.datetime:

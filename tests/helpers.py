@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import copy
+import json
 import typing as t
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from singer_sdk.io_base import SingerWriter
+from taps_common.output import BufferedSingerWriter
 
 if t.TYPE_CHECKING:
     from singer_sdk import Tap
-    from singer_sdk.singerlib import Message
 
 
-class CapturingWriter(SingerWriter):
-    """A Singer writer that keeps messages as dicts instead of printing them."""
+class CapturingWriter(BufferedSingerWriter):
+    """The taps' own writer, delivering parsed messages to a list instead of stdout.
+
+    In-process tests thus exercise the same serialisation and buffering as a real run.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.messages: list[dict[str, t.Any]] = []
 
-    def write_message(self, message: Message) -> None:  # noqa: D102
-        self.messages.append(message.to_dict())
+    def emit(self, data: bytes) -> None:  # noqa: D102
+        self.messages.extend(json.loads(line) for line in data.splitlines())
 
 
 @dataclass
@@ -70,3 +73,39 @@ def records_before_each_state(result: SyncResult) -> list[tuple[int, dict[str, t
         elif message["type"] == "STATE":
             pairs.append((seen, message["value"]))
     return pairs
+
+
+class Killed(Exception):  # noqa: N818 - it names what happened to the process
+    """Raised by `DyingWriter` where a killed process would have stopped."""
+
+
+class DyingWriter(CapturingWriter):
+    """Dies before writing its `records`-th record, as a killed process would.
+
+    Whatever was still in the buffer is lost with it, as with SIGKILL: only what
+    was flushed (records and the STATE messages that follow them) survives.
+    """
+
+    def __init__(self, records: int) -> None:
+        super().__init__()
+        self.records_left = records
+        self.dead = False
+
+    def write_record(self, stream: str, record: dict[str, t.Any], version: int | None) -> None:  # noqa: D102
+        self._count_down()
+        super().write_record(stream, record, version)
+
+    def write_message(self, message: t.Any) -> None:  # noqa: ANN401, D102
+        if message.to_dict()["type"] == "RECORD":
+            self._count_down()
+        super().write_message(message)
+
+    def emit(self, data: bytes) -> None:  # noqa: D102
+        if not self.dead:
+            super().emit(data)
+
+    def _count_down(self) -> None:
+        self.records_left -= 1
+        if self.records_left < 0:
+            self.dead = True
+            raise Killed

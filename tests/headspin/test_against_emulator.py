@@ -18,7 +18,7 @@ from tap_headspin.streams import GROUPING_STREAMS, LEGACY_STREAMS, LEGACY_METRIC
 from tap_headspin.tap import GROUPINGS, TapHeadSpin
 from tests.contract import assert_keys_declared_in_schemas, assert_primary_keys_unique_and_present
 from tests.headspin.support import in_the_newest_bin
-from tests.helpers import CapturingWriter, run_sync
+from tests.helpers import CapturingWriter, DyingWriter, Killed, run_sync
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -341,23 +341,8 @@ def test_interrupted_event_sync_resumes_at_the_window_it_was_in(server: Emulator
     assert sum(read_twice.values()) <= 1  # only the event at the bookmark's second
 
 
-class Killed(Exception):
-    """The process died here."""
 
 
-class DyingWriter(CapturingWriter):
-    """Keeps messages until the `records`-th record, then dies, as a killed process would."""
-
-    def __init__(self, records: int) -> None:
-        super().__init__()
-        self.records_left = records
-
-    def write_message(self, message: t.Any) -> None:  # noqa: ANN401
-        if message.to_dict()["type"] == "RECORD":
-            self.records_left -= 1
-            if self.records_left < 0:
-                raise Killed
-        super().write_message(message)
 
 
 @pytest.mark.parametrize("server", [{"event_order": "shuffled", "sessions": 300}], indirect=True)

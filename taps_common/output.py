@@ -1,0 +1,114 @@
+"""The fast output path: Singer messages written through a buffer, records serialised directly.
+
+The SDK writes and flushes stdout once per message and builds every RECORD through
+stream maps, type conformance and a message object. For a tap whose records are
+already plain JSON values that is most of its time. Here:
+
+- messages go to a buffer, flushed at every message that is not a RECORD (so a STATE
+  always follows the records it covers, on the wire too), when the buffer is full,
+  and at the end of the sync;
+- a stream with no stream maps, no flattening and no deselected properties writes its
+  RECORD lines directly (`write_record`), with the same fields the SDK would write.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import typing as t
+from datetime import datetime, timezone
+
+import orjson
+from singer_sdk.io_base import SingerWriter
+from singer_sdk.singerlib.encoding.simple import RecordMessage
+
+if t.TYPE_CHECKING:
+    from singer_sdk.singerlib import Message
+
+#: Flush once this many bytes are waiting: big enough to batch, small enough to stream.
+FLUSH_BYTES = 1 << 16
+
+
+def _json_default(value: t.Any) -> t.Any:  # noqa: ANN401
+    """What orjson cannot write natively (Decimal, sets): as the SDK's own encoder would."""
+    if hasattr(value, "as_tuple"):  # Decimal
+        return float(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError
+
+
+def encode_json(value: t.Any) -> bytes:  # noqa: ANN401
+    """Compact JSON bytes."""
+    return orjson.dumps(value, default=_json_default)
+
+
+class ExtractionClock:
+    """`time_extracted` as text, recomputed at most once a millisecond (it is per record)."""
+
+    def __init__(self) -> None:
+        self._at = 0.0
+        self._text = b""
+
+    def now(self) -> bytes:
+        """The current UTC time in the SDK's form, as JSON string bytes."""
+        moment = time.time()
+        if moment - self._at >= 0.001:  # noqa: PLR2004
+            self._at = moment
+            stamp = datetime.fromtimestamp(moment, tz=timezone.utc).isoformat(timespec="microseconds")
+            self._text = b'"' + stamp.encode() + b'"'
+        return self._text
+
+
+class BufferedSingerWriter(SingerWriter):
+    """Singer messages to stdout through a buffer; see the module docstring."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._clock = ExtractionClock()
+        self._heads: dict[str, bytes] = {}
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def write_message(self, message: Message) -> None:  # noqa: D102
+        self._append(encode_json(message.to_dict()) + b"\n")
+        if not isinstance(message, RecordMessage):
+            self.flush()
+
+    def write_record(self, stream: str, record: dict[str, t.Any], version: int | None) -> None:
+        """One RECORD line, written without building a message object."""
+        head = self._heads.get(stream)
+        if head is None:
+            head = self._heads[stream] = b'{"type":"RECORD","stream":' + encode_json(stream) + b',"record":'
+        tail = b',"time_extracted":' + self._clock.now() + b"}\n"
+        if version is not None:
+            tail = b',"version":' + str(version).encode() + tail
+        self._append(head + orjson.dumps(record, default=_json_default) + tail)
+
+    def flush(self) -> None:
+        """Write out everything waiting."""
+        if self._chunks:
+            data = b"".join(self._chunks)
+            self._chunks.clear()
+            self._size = 0
+            self.emit(data)
+
+    def emit(self, data: bytes) -> None:
+        """Deliver bytes: to stdout here; tests capture them instead."""
+        out = sys.stdout
+        buffer = getattr(out, "buffer", None)
+        if buffer is not None:
+            out.flush()  # anything printed through the text layer goes first
+            buffer.write(data)
+            buffer.flush()
+        else:
+            out.write(data.decode())
+            out.flush()
+
+    def _append(self, line: bytes) -> None:
+        self._chunks.append(line)
+        self._size += len(line)
+        if self._size >= FLUSH_BYTES:
+            self.flush()

@@ -1,0 +1,105 @@
+"""The fast output path writes exactly what the SDK's own path would."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import typing as t
+
+import pytest
+from singer_sdk.io_base import SingerWriter
+
+from emulators.framework import EmulatorServer
+from emulators.unleash import UnleashEmulator
+from taps_common.output import FLUSH_BYTES, BufferedSingerWriter
+from taps_common.rest import direct_record_plan
+from tap_unleash.tap import TapUnleash
+from tests.helpers import CapturingWriter
+
+
+class SDKPathWriter(SingerWriter):
+    """The SDK's writer, keeping messages: streams take the SDK's per-record path with it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[dict[str, t.Any]] = []
+
+    def write_message(self, message: t.Any) -> None:  # noqa: ANN401
+        self.messages.append(json.loads(self.format_message(message)))
+
+
+def without_clock_values(messages: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    """Messages less what depends on when they were written (extraction time, signposts)."""
+    text = json.dumps([{k: v for k, v in m.items() if k != "time_extracted"} for m in messages])
+    return json.loads(re.sub(r'"replication_key_signpost": "[^"]*"', '"replication_key_signpost": ""', text))
+
+
+@pytest.fixture(scope="module")
+def server() -> t.Iterator[EmulatorServer]:
+    with EmulatorServer(UnleashEmulator(seed=4, devices=2, sessions_per_device=3, frames_per_session=30)) as running:
+        yield running
+
+
+def sync(server: EmulatorServer, writer: t.Any, **config: t.Any) -> list[dict[str, t.Any]]:  # noqa: ANN401
+    app = t.cast("UnleashEmulator", server.app)
+    settings = {"api_url": f"{server.url}/v1", "access_token": "ul_pat_test-token", "end_date": app.anchor.isoformat()}
+    TapUnleash(config={"start_date": "2000-01-01", **settings, **config}, message_writer=writer).sync_all()
+    return writer.messages
+
+
+def test_direct_records_equal_the_sdk_path_message_for_message(server: EmulatorServer) -> None:
+    fast = sync(server, CapturingWriter())
+    slow = sync(server, SDKPathWriter())
+    assert len(fast) > 100
+    assert without_clock_values(fast) == without_clock_values(slow)
+    assert all("time_extracted" in m for m in fast if m["type"] == "RECORD")
+
+
+def test_stream_maps_take_the_sdk_path(server: EmulatorServer) -> None:
+    maps = {"stream_maps": {"devices": {"__alias__": "unleash_devices"}}}
+    messages = sync(server, CapturingWriter(), **maps)
+    streams = {m["stream"] for m in messages if m["type"] == "RECORD"}
+    assert "unleash_devices" in streams
+    assert "devices" not in streams
+
+
+def test_state_is_written_only_after_the_records_before_it() -> None:
+    writer = CapturingWriter()
+    writer.write_record("s", {"id": 1}, None)
+    assert writer.messages == []  # buffered
+    from singer_sdk.singerlib.encoding.simple import StateMessage  # noqa: PLC0415
+
+    writer.write_message(StateMessage(value={"bookmarks": {}}))
+    assert [m["type"] for m in writer.messages] == ["RECORD", "STATE"]
+
+
+def test_a_full_buffer_is_flushed_without_waiting_for_state() -> None:
+    writer = CapturingWriter()
+    record = {"text": "x" * 1000}
+    for _ in range(FLUSH_BYTES // 1000 + 1):
+        writer.write_record("s", record, 3)
+    assert writer.messages
+    assert writer.messages[0] == {**writer.messages[0], "type": "RECORD", "stream": "s", "version": 3}
+
+
+def test_stdout_gets_bytes_after_anything_printed_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = io.BytesIO()
+    text = io.TextIOWrapper(raw, encoding="utf-8")
+    monkeypatch.setattr("sys.stdout", text)
+    text.write("printed first\n")
+    writer = BufferedSingerWriter()
+    writer.write_record("s", {"id": 1}, None)
+    writer.flush()
+    lines = raw.getvalue().decode().splitlines()
+    assert lines[0] == "printed first"
+    assert json.loads(lines[1])["record"] == {"id": 1}
+
+
+def test_plan_knows_top_level_booleans_and_refuses_nested_ones() -> None:
+    flat = {"properties": {"on": {"type": ["boolean", "null"]}, "n": {"type": ["integer"]}}}
+    plan = direct_record_plan(flat)
+    assert plan is not None
+    assert plan.boolean_properties == ("on",)
+    nested = {"properties": {"o": {"type": "object", "properties": {"on": {"type": "boolean"}}}}}
+    assert direct_record_plan(nested) is None
