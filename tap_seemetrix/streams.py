@@ -619,7 +619,7 @@ class TreeStream(WindowedSeemetrixStream):
         return dt.timedelta(hours=1) if self.hourly else dt.timedelta(days=1)
 
     def get_new_paginator(self) -> TotalPagesPaginator:  # type: ignore[override]  # noqa: D102
-        return TotalPagesPaginator(pages_total, first_page=0)
+        return self.page_count_paginator(pages_total, first_page=0)
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any | None) -> dict[str, t.Any]:  # noqa: ANN401, D102
         params = super().get_url_params(context, next_page_token)

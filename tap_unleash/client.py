@@ -64,4 +64,4 @@ class PagedUnleashStream(UnleashStream):
     """A stream over the 1-based pages of `/analytics/...` data routes."""
 
     def get_new_paginator(self) -> TotalPagesPaginator:  # noqa: D102
-        return TotalPagesPaginator(total_num_pages, first_page=1)
+        return self.page_count_paginator(total_num_pages, first_page=1)

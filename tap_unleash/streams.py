@@ -130,19 +130,24 @@ class AnalyticsStream(PagedUnleashStream):
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:  # noqa: D102
         assert context is not None  # always a device partition  # noqa: S101
+        return self.records_by_window(
+            context,
+            self.partition_windows(context),
+            lambda window: records_inside(
+                self.request_records(self.window_request_context(context, window)), "timestamp", window
+            ),
+        )
+
+    def partition_windows(self, context: Context) -> Iterable[DateWindow]:
+        """The device's windows: from its bookmark (less the lookback) to the sync's end."""
         lookback = dt.timedelta(minutes=float(self.config.get("lookback_minutes", 0)))
         window_days = self.config.get("window_days")
         size = dt.timedelta(days=float(window_days)) if window_days else None
-        windows = date_windows(self.sync_start(context, lookback), self.sync_end, size)
-        return self.records_by_window(context, windows, lambda window: self._read_window(context, window))
+        return date_windows(self.sync_start(context, lookback), self.sync_end, size)
 
-    def _read_window(self, context: Context, window: DateWindow) -> Iterator[dict[str, t.Any]]:
-        window_context = {
-            **context,
-            "from_ms": to_epoch_ms(window.start) - 1,
-            "to_ms": to_epoch_ms(window.end),
-        }
-        yield from records_inside(self.request_records(window_context), "timestamp", window)
+    def window_request_context(self, context: Context, window: DateWindow) -> Context:
+        """The range in the path: one millisecond wider at the start (see the class docstring)."""
+        return {**context, "from_ms": to_epoch_ms(window.start) - 1, "to_ms": to_epoch_ms(window.end)}
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:  # noqa: D102
         for record in zip_keyed_rows(decoded_json(response)):

@@ -262,16 +262,26 @@ class DailyRangeStream(WMSPanelStream):
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:  # noqa: D102
         assert context is not None  # always a data slice partition  # noqa: S101
+        windows = self.partition_windows(context)
+        return self.records_by_window(context, windows, lambda window: self._read_days(context, window))
+
+    def partition_windows(self, context: Context) -> Iterable[DateWindow]:
+        """The slice's days: from its bookmark (less `lookback_days`) to the last day, in one range."""
         lookback = dt.timedelta(days=int(self.config.get("lookback_days", 2)))
         first_day = self.sync_start(context, lookback).date()
         last_day = self.sync_end.date()
-        windows = whole_day_windows(first_day, last_day, self.config.get("max_days_per_request"))
-        return self.records_by_window(context, windows, lambda window: self._read_days(context, window))
+        return whole_day_windows(first_day, last_day, self.config.get("max_days_per_request"))
+
+    def window_request_context(self, context: Context, window: DateWindow) -> Context:
+        """The slice and the first and last day (both included) of one call."""
+        first, last = (day.isoformat() for day in first_and_last_day(window))
+        return {**context, "from": first, "to": last}
 
     def _read_days(self, context: Context, window: DateWindow) -> Iterator[dict[str, t.Any]]:
         """One call for the days of `window`; keep only those days (the API is trusted for no more)."""
-        first, last = (day.isoformat() for day in first_and_last_day(window))
-        for record in self.request_records({**context, "from": first, "to": last}):
+        request_context = self.window_request_context(context, window)
+        first, last = request_context["from"], request_context["to"]
+        for record in self.request_records(request_context):
             if first <= record["date"] <= last:
                 record["data_slice_id"] = context["data_slice_id"]
                 yield record

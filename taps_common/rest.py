@@ -21,6 +21,7 @@ import backoff
 import orjson
 import requests
 from singer_sdk import RESTStream
+from singer_sdk.streams.rest import PageContext
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import PageNumberPaginator
@@ -30,9 +31,10 @@ from taps_common.errors import (
     APIUnavailableError,
     CredentialsError,
 )
+from taps_common.fetch_ahead import FetchAhead
 from taps_common.output import BufferedSingerWriter
 from taps_common.redaction import redact
-from taps_common.retry import RETRIABLE_EXCEPTIONS, RetryPolicy, wait_generator
+from taps_common.retry import RETRIABLE_EXCEPTIONS, RetryPolicy, retry_after_of, wait_generator
 from taps_common.timestamps import parse_timestamp, to_utc_iso, utc_now
 from taps_common.windows import DateWindow
 
@@ -98,14 +100,20 @@ class TotalPagesPaginator(PageNumberPaginator):
         self,
         total_pages_of: Callable[[requests.Response], int],
         first_page: int = 1,
+        on_pages_known: Callable[[int, int], None] | None = None,
     ) -> None:
         super().__init__(first_page)
         self._first_page = first_page
         self._total_pages_of = total_pages_of
+        #: Told (next page, last page) once a response says how many there are.
+        self.on_pages_known = on_pages_known
 
     def has_more(self, response: requests.Response) -> bool:  # noqa: D102
         pages_read = self.current_value - self._first_page + 1
-        return pages_read < self._total_pages_of(response)
+        total = self._total_pages_of(response)
+        if self.on_pages_known is not None and pages_read < total:
+            self.on_pages_known(self.current_value + 1, self._first_page + total - 1)
+        return pages_read < total
 
     def continue_if_empty(self, response: requests.Response) -> bool:  # noqa: D102
         return self.has_more(response)
@@ -201,6 +209,8 @@ class BaseAPIStream(RESTStream):
             reason = describe_network_failure(failure)
         else:
             reason = "an unknown failure"
+        if (ahead := self.fetch_ahead) is not None:
+            ahead.gate.hold(float(details.get("wait", 0.0)))  # slow every worker, not just this one
         self.logger.warning(
             "%s: retrying %s in %.1f s (try %d of %d failed: %s)",
             self.vendor_name,
@@ -311,6 +321,112 @@ class BaseAPIStream(RESTStream):
         finally:
             self.decode_json_bodies = previous
 
+    # --- fetching ahead -----------------------------------------------------
+
+    @property
+    def fetch_ahead(self) -> FetchAhead | None:
+        """The tap's workers for fetching ahead, when it has them and they are on."""
+        ahead = getattr(self._tap, "fetch_ahead", None)
+        return ahead if isinstance(ahead, FetchAhead) and ahead.enabled else None
+
+    def page_count_paginator(
+        self, total_pages_of: Callable[[requests.Response], int], first_page: int = 1
+    ) -> TotalPagesPaginator:
+        """A `TotalPagesPaginator` whose next pages are fetched ahead once their count is known."""
+        return TotalPagesPaginator(total_pages_of, first_page, on_pages_known=self._fetch_pages_ahead)
+
+    def request_records(self, context: Context | None) -> Iterable[dict]:  # noqa: D102
+        self._paging_context = context  # the context of the pages being read, for fetching ahead
+        yield from super().request_records(context)
+
+    def _request(self, prepared_request: requests.PreparedRequest, context: Context | None) -> requests.Response:
+        ahead = self.fetch_ahead
+        future = ahead.take(prepared_request) if ahead is not None else None
+        if future is not None:
+            return future.result()  # a failure is retried by the caller, as if sent now
+        return super()._request(prepared_request, context)
+
+    def _send_ahead(self, context: Context | None) -> Callable[[requests.PreparedRequest], requests.Response]:
+        """What a worker runs: the request, once; a 429 or 5xx holds every worker back."""
+        ahead = t.cast("FetchAhead", self.fetch_ahead)
+
+        def send(request: requests.PreparedRequest) -> requests.Response:
+            try:
+                return super(BaseAPIStream, self)._request(request, context)
+            except RetriableAPIError as failure:
+                ahead.gate.hold(self.retry_policy.wait_seconds(0, retry_after_of(failure)))
+                raise
+
+        return send
+
+    def _prepared_request_for(self, page: PageContext) -> requests.PreparedRequest:
+        """The request the SDK would send for `page` (as its `_prepare_request` builds it)."""
+        http_request = self.get_http_request(page=page)
+        kwargs: dict[str, t.Any] = {
+            "method": http_request.method,
+            "url": http_request.url,
+            "params": http_request.encode_params(),
+            "headers": http_request.headers,
+            ("json" if self.payload_as_json else "data"): http_request.data,
+        }
+        return self.build_prepared_request(**kwargs)
+
+    def _fetch_pages_ahead(self, next_page: int, last_page: int) -> None:
+        ahead = self.fetch_ahead
+        if ahead is None:
+            return
+        context = self._paging_context
+        for page in range(next_page, last_page + 1):
+            if not ahead.has_room():
+                return
+            ahead.submit(self._prepared_request_for(PageContext(context, page)), self._send_ahead(context))
+
+    #: Set by the parent stream: this stream's partitions in the order they will be synced.
+    upcoming_partitions: t.Sequence[dict] = ()
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        """A parent's records; with fetching ahead, its children learn their partitions first."""
+        records = super().get_records(context)
+        if self.fetch_ahead is None or not self.child_streams:
+            return records
+        listed = list(records)  # a parent is a listing: small
+        partitions = [c for r in listed for c in self.generate_child_contexts(r, context) if c]
+        for child in self.child_streams:
+            child.upcoming_partitions = partitions
+        return iter(listed)
+
+    def preprocess_context(self, context: Context) -> Context:
+        """At the start of each partition, send the first requests of the next ones."""
+        context = super().preprocess_context(context)
+        ahead = self.fetch_ahead
+        partitions = list(self.upcoming_partitions)
+        if ahead is not None and context in partitions:
+            following = partitions[partitions.index(context) + 1 :]
+            for partition in following:
+                if not ahead.has_room():
+                    break
+                request_context = self.first_request_context(partition)
+                if request_context is not None:
+                    paginator = self.get_new_paginator()
+                    token = paginator.current_value if paginator is not None else None
+                    page = PageContext(request_context, token)
+                    ahead.submit(self._prepared_request_for(page), self._send_ahead(request_context))
+        return context
+
+    def first_request_context(self, context: Context) -> Context | None:
+        """The context of a partition's first request (its first window's), or None if unknown."""
+        windows = self.partition_windows(context)
+        first = next(iter(windows), None) if windows is not None else None
+        return None if first is None else self.window_request_context(context, first)
+
+    def partition_windows(self, context: Context) -> Iterable[DateWindow] | None:
+        """Stream hook: the date windows a partition is read in (None: not windowed)."""
+        return None
+
+    def window_request_context(self, context: Context, window: DateWindow) -> Context:
+        """Stream hook: the context `request_records` is given for one window."""
+        raise NotImplementedError
+
     # --- date windows and bookmarks -----------------------------------------
 
     @property
@@ -322,12 +438,27 @@ class BaseAPIStream(RESTStream):
         return self._sync_end
 
     def sync_start(self, context: Context | None, lookback: dt.timedelta) -> dt.datetime:
-        """Where this partition's read starts: its bookmark (less `lookback`) or `start_date`."""
+        """Where this partition's read starts: its bookmark (less `lookback`) or `start_date`.
+
+        Read from the state as the sync began, without creating entries in it, so
+        it can also be asked of partitions whose turn has not come (to fetch ahead).
+        """
         start = parse_timestamp(self.config["start_date"])
-        bookmark = self.get_starting_replication_key_value(context)
+        bookmark = self.incoming_bookmark(context)
         if bookmark:
             start = max(start, parse_timestamp(bookmark) - lookback)
         return start
+
+    def incoming_bookmark(self, context: Context | None) -> str | None:
+        """The partition's bookmark in the state this sync started from, or None."""
+        stream_state = self.tap_state.get("bookmarks", {}).get(self.name, {})
+        partition = self.state_manager.get_state_partition_context(context) if context else None
+        if partition:
+            matches = [p for p in stream_state.get("partitions", []) if p.get("context") == partition]
+            stream_state = matches[0] if matches else {}
+        if stream_state.get("replication_key") != self.replication_key:
+            return None
+        return stream_state.get("replication_key_value")
 
     def records_by_window(
         self,

@@ -10,6 +10,7 @@ instead of a stack trace.
 from __future__ import annotations
 
 import sys
+from functools import cached_property
 import traceback
 import typing as t
 
@@ -21,6 +22,7 @@ from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.tap_base import CliTestOptionValue
 
 from taps_common.errors import SettingsError, TapUserError
+from taps_common.fetch_ahead import FetchAhead
 from taps_common.output import BufferedSingerWriter
 from taps_common.redaction import SECRETS, RedactingTextStream, install_log_redaction, redact
 from taps_common.timestamps import parse_timestamp
@@ -38,6 +40,18 @@ COMMON_SETTINGS = th.PropertiesList(
         description=(
             "How many times one request is tried before the sync fails: 429, 5xx, "
             "timeouts, dropped connections and malformed bodies are retried."
+        ),
+    ),
+    th.Property(
+        "concurrent_requests",
+        th.IntegerType(minimum=1),
+        default=4,
+        title="Requests in flight",
+        description=(
+            "How many requests may be in flight at once: the next pages of a stream, and the "
+            "first requests of the next partitions (devices, slices), are fetched ahead while "
+            "records are written. Records, their order and the state are those of a sequential "
+            "sync. 1 turns fetching ahead off."
         ),
     ),
     th.Property(
@@ -144,9 +158,15 @@ class BaseUsageTap(Tap):
         try:
             super().sync_all()
         finally:
+            self.fetch_ahead.close()
             flush = getattr(self.message_writer, "flush", None)
             if flush is not None:
                 flush()
+
+    @cached_property
+    def fetch_ahead(self) -> FetchAhead:
+        """The workers that send requests ahead (`concurrent_requests`; 1 turns them off)."""
+        return FetchAhead(int(self.config.get("concurrent_requests", 4)))
 
     def settings_errors(self, config: t.Mapping[str, t.Any]) -> list[str]:  # noqa: PLR6301
         """Vendor hook: checks a JSON schema cannot express. Each error names its setting."""

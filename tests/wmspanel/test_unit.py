@@ -43,6 +43,8 @@ CONFIG = {
     "start_date": "2014-10-01",
     "end_date": "2014-10-31",
     "max_tries": 1,
+    # One call at a time, so that the order and the count of calls before a failure are exact.
+    "concurrent_requests": 1,
 }
 # The docs' own response examples, byte for byte in content.
 DOCS_PLAYERS_DAYS = [

@@ -1,0 +1,100 @@
+"""Fetching ahead: a bounded number of requests in flight while records are processed.
+
+The SDK makes one request at a time (sdk issue 2121). A sync spends most of its
+wall time waiting for answers when the API is far away, so the next pages of a
+stream whose page count is known, and the first requests of the next partitions,
+are sent early by a few worker threads. Their answers are handed to the sync in
+the order it asks for them, so records, their order and the state are exactly
+those of a sequential sync: only the waiting overlaps.
+
+Workers send each request once; a failed one is retried by the sync itself with
+the usual backoff, when it comes to it. A 429 or 503 holds the shared gate, so
+every worker waits, not only the one that was told to.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import typing as t
+from concurrent.futures import Future, ThreadPoolExecutor
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import requests
+
+
+def request_key(request: requests.PreparedRequest) -> tuple[str, str, bytes]:
+    """What makes two requests the same request: method, URL and body."""
+    body = request.body if isinstance(request.body, bytes) else str(request.body or "").encode()
+    return (request.method or "GET", request.url or "", body)
+
+
+class RequestGate:
+    """Holds every worker back until a time the API asked for (Retry-After) has passed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._not_before = 0.0
+
+    def hold(self, seconds: float) -> None:
+        """No request before `seconds` from now (the longest hold wins)."""
+        with self._lock:
+            self._not_before = max(self._not_before, time.monotonic() + seconds)
+
+    def wait(self) -> None:
+        """Sleep until the gate opens."""
+        while (delay := self._not_before - time.monotonic()) > 0:
+            time.sleep(delay)
+
+
+class FetchAhead:
+    """The workers, the answers waiting to be taken, and the bound on requests in flight.
+
+    `max_in_flight` counts the sync's own request too, so `max_in_flight - 1`
+    requests are sent ahead at most; 1 turns fetching ahead off.
+    """
+
+    def __init__(self, max_in_flight: int) -> None:
+        self.max_in_flight = max_in_flight
+        self.gate = RequestGate()
+        self._lock = threading.Lock()
+        self._waiting: dict[tuple[str, str, bytes], Future[requests.Response]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=max(1, max_in_flight - 1), thread_name_prefix="fetch-ahead")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether anything is fetched ahead at all."""
+        return self.max_in_flight > 1
+
+    def has_room(self) -> bool:
+        """Whether another request may be sent ahead now."""
+        with self._lock:
+            return len(self._waiting) < self.max_in_flight - 1
+
+    def submit(self, request: requests.PreparedRequest, send: Callable[[requests.PreparedRequest], requests.Response]) -> bool:
+        """Send `request` ahead unless it is already on its way or there is no room."""
+        key = request_key(request)
+        with self._lock:
+            if key in self._waiting or len(self._waiting) >= self.max_in_flight - 1:
+                return False
+            self._waiting[key] = self._pool.submit(self._send_after_gate, send, request)
+        return True
+
+    def take(self, request: requests.PreparedRequest) -> Future[requests.Response] | None:
+        """The answer to `request` if it was sent ahead (it then leaves the waiting set)."""
+        with self._lock:
+            return self._waiting.pop(request_key(request), None)
+
+    def close(self) -> None:
+        """Stop the workers; answers nobody asked for are dropped."""
+        with self._lock:
+            self._waiting.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _send_after_gate(
+        self, send: Callable[[requests.PreparedRequest], requests.Response], request: requests.PreparedRequest
+    ) -> requests.Response:
+        self.gate.wait()
+        return send(request)
