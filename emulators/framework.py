@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 CONTROL_PREFIX = "/_emulator/"
 """Paths under this prefix drive the emulator itself: never logged, never faulted."""
 
-FAULT_KINDS = frozenset({"status", "slow", "drop", "malformed", "empty"})
+FAULT_KINDS = frozenset({"status", "slow", "drop", "malformed", "empty", "transform"})
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -78,6 +78,9 @@ class Response:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    #: Set by an app when the request asked for a page after the last one: a request a client
+    #: could have avoided. Never sent; `GET /_emulator/stats` counts them (`pages_past_last`).
+    past_last_page: bool = False
 
     @classmethod
     def json(cls, obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -112,10 +115,14 @@ class Response:
 class Fault:
     """A failure to inflict on the next `times` requests whose path matches `path_regex`.
 
-    Kinds: "status" answers `status` (with `retry_after` and `body` if given) instead of the app;
-    "slow" waits `delay` seconds, then answers normally; "drop" announces the full body length,
-    sends half the body and closes the connection; "malformed" answers 200 with the first half of
-    the body; "empty" answers 200 with no body at all.
+    Kinds: "status" answers `status` (with `retry_after`, `headers` and `body` if given) instead of
+    the app, so a 302 with a `Location` header is a redirect; "slow" waits `delay` seconds, then
+    answers normally; "drop" announces the full body length, sends half the body and closes the
+    connection; "malformed" answers 200 with the first half of the body; "empty" answers 200 with
+    no body at all; "transform" passes the app's JSON body through `transform` (a function of the
+    decoded body that returns the body to send), for schema drift: fields added, removed, nulled
+    or retyped. A transform is Python code, so it can be injected in-process only, not through
+    the control endpoint.
     """
 
     kind: str
@@ -123,14 +130,26 @@ class Fault:
     retry_after: str | None = None
     body: str | None = None
     content_type: str = JSON_CONTENT_TYPE
+    headers: dict[str, str] | None = None
     delay: float = 0.0
     times: int = 1
     path_regex: str = ""
+    transform: Callable[[Any], Any] | None = field(default=None, compare=False)
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    #: Fields that cannot come from JSON (the control endpoint).
+    IN_PROCESS_ONLY: ClassVar[frozenset[str]] = frozenset({"transform"})
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"fault kind {self.kind!r} is not one of {sorted(FAULT_KINDS)}")
+        if (self.kind == "transform") != (self.transform is not None):
+            raise ValueError('a "transform" fault needs a transform function, and only it takes one')
+        if self.headers is not None and not (
+            isinstance(self.headers, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items())
+        ):
+            raise ValueError("fault headers must map header names to text values")
         if not 100 <= self.status <= 599:
             raise ValueError(f"fault status {self.status} is not an HTTP status")
         if self.delay < 0:
@@ -148,7 +167,7 @@ class Fault:
         """Build a fault from decoded JSON, naming the offending field on bad input."""
         if not isinstance(data, dict):
             raise ValueError(f"a fault must be a JSON object, not {type(data).__name__}")
-        allowed = {f.name for f in dataclasses.fields(cls) if f.init}
+        allowed = {f.name for f in dataclasses.fields(cls) if f.init} - cls.IN_PROCESS_ONLY
         unknown = set(data) - allowed
         if unknown:
             raise ValueError(f"unknown fault fields {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -164,6 +183,7 @@ class Fault:
     def status_response(self) -> Response:
         """The response of a "status" fault: a JSON message unless a body was given."""
         headers = {} if self.retry_after is None else {"Retry-After": self.retry_after}
+        headers.update(self.headers or {})
         if self.body is None:
             message = http.client.responses.get(self.status, "Injected fault")
             return Response.json({"message": message}, self.status, headers)
@@ -192,6 +212,8 @@ class EmulatorApp(ABC):
         self._lock = threading.Lock()
         self._requests: list[Request] = []
         self._faults: list[Fault] = []
+        self._pages_past_last = 0
+        self._memo: dict[tuple[Any, ...], Response] | None = None
 
     @abstractmethod
     def handle(self, request: Request) -> Response:
@@ -246,12 +268,12 @@ class EmulatorApp(ABC):
         if self.latency:
             time.sleep(self.latency)
         if fault is None:
-            return Delivery(self._handle_safely(request))
+            return Delivery(self._answer(request))
         if fault.kind == "status":
             return Delivery(fault.status_response())
         if fault.kind == "slow":
             time.sleep(fault.delay)
-        response = self._handle_safely(request)
+        response = self._answer(request)
         half = len(response.body) // 2
         if fault.kind == "drop":
             return Delivery(response, drop_after=half)
@@ -259,7 +281,23 @@ class EmulatorApp(ABC):
             return Delivery(Response(200, response.body[:half], response.headers))
         if fault.kind == "empty":
             return Delivery(Response(200, b"", response.headers))
+        if fault.kind == "transform":
+            return Delivery(self._transformed(response, fault))
         return Delivery(response)
+
+    @staticmethod
+    def _transformed(response: Response, fault: Fault) -> Response:
+        """The app's answer with its JSON body passed through the fault's transform.
+
+        Answers that are not JSON (an error page, a CSV report) go out unchanged.
+        """
+        assert fault.transform is not None  # checked when the fault was made
+        try:
+            decoded = json.loads(response.body)
+        except ValueError:
+            return response
+        changed = fault.transform(decoded)
+        return Response.json(changed, response.status, {**response.headers})
 
     def _admit(self, request: Request) -> Fault | None:
         """Record `request` and take one use of the oldest fault matching it, atomically."""
@@ -272,6 +310,36 @@ class EmulatorApp(ABC):
                         del self._faults[index]
                     return fault
         return None
+
+    def memoize(self, enabled: bool = True) -> None:
+        """Answer a request seen before from memory (or stop, and forget the answers).
+
+        For benchmarks: with the answers computed once, a client's timing measures the client and
+        the loopback, not the emulator. Only for data that does not change while it is on.
+        """
+        with self._lock:
+            self._memo = {} if enabled else None
+
+    @property
+    def pages_past_last(self) -> int:
+        """How many answered requests asked for a page after the last one."""
+        with self._lock:
+            return self._pages_past_last
+
+    def _answer(self, request: Request) -> Response:
+        """The app's answer (remembered when memoizing), counting pages asked past the last one."""
+        memo = self._memo
+        if memo is None:
+            response = self._handle_safely(request)
+        else:
+            key = _memo_key(request)
+            if key not in memo:
+                memo[key] = self._handle_safely(request)
+            response = memo[key]
+        if response.past_last_page:
+            with self._lock:
+                self._pages_past_last += 1
+        return response
 
     def _handle_safely(self, request: Request) -> Response:
         """Run `handle`; a bug becomes a 500 the client can see, plus a traceback on stderr."""
@@ -289,6 +357,7 @@ class EmulatorApp(ABC):
         ("GET", CONTROL_PREFIX + "stats"): "_control_stats",
         ("POST", CONTROL_PREFIX + "reset"): "_control_reset",
         ("POST", CONTROL_PREFIX + "faults"): "_control_faults",
+        ("POST", CONTROL_PREFIX + "memoize"): "_control_memoize",
     }
 
     def _control(self, request: Request) -> Response:
@@ -306,13 +375,25 @@ class EmulatorApp(ABC):
             "requests": len(recorded),
             "by_path": dict(by_path),
             "pending_faults": self.pending_faults,
+            "pages_past_last": self.pages_past_last,
         }
         return Response.json(stats)
 
     def _control_reset(self, request: Request) -> Response:
         self.reset_requests()
         self.clear_faults()
+        with self._lock:
+            self._pages_past_last = 0
         return Response.json({"reset": True})
+
+    def _control_memoize(self, request: Request) -> Response:
+        """`{"enabled": true}` turns memoizing on, `false` off (see `memoize`)."""
+        try:
+            enabled = json.loads(request.body or b"{}").get("enabled", True)
+        except (ValueError, AttributeError):
+            return Response.json({"error": 'expected a JSON object such as {"enabled": true}'}, 400)
+        self.memoize(bool(enabled))
+        return Response.json({"memoize": bool(enabled)})
 
     def _control_faults(self, request: Request) -> Response:
         try:
@@ -323,6 +404,16 @@ class EmulatorApp(ABC):
             return Response.json({"error": f"bad fault: {exc}"}, 400)
         self.inject_many(faults)
         return Response.json({"injected": len(faults), "pending_faults": self.pending_faults})
+
+
+_CLIENT_HEADERS = frozenset({"accept", "accept-encoding", "connection", "content-length", "host", "user-agent"})
+"""Headers that name the client or the transport, not the question: left out of memo keys."""
+
+
+def _memo_key(request: Request) -> tuple[Any, ...]:
+    """What makes two requests the same question: method, target, body and the other headers."""
+    headers = tuple(sorted((n, v) for n, v in request.headers.items() if n not in _CLIENT_HEADERS))
+    return request.method, request.raw_path, request.body, headers
 
 
 # HTTP server ------------------------------------------------------------------------------------

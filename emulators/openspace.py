@@ -410,7 +410,10 @@ class OpenSpaceEmulator(EmulatorApp):
         if table is self._memberships and self.memberships_require_orgs and not query.orgs:
             message = "Required request parameter 'orgs' for method parameter type List is not present"
             return _spring_error(400, message, request.path)
-        return Response.json(self._page_body(table, query))
+        body = self._page_body(table, query)
+        response = Response.json(body)
+        response.past_last_page = query.page >= max(body["totalPages"], 1)  # pages count from 0
+        return response
 
     def _refusal(self, request: Request) -> Response | None:
         """None for a licensed key; Spring Boot's 401 or 403 body otherwise."""

@@ -657,7 +657,9 @@ class SeemetrixEmulator(EmulatorApp):
         }
         if "dates" in levels:
             body["dt_format"] = dt_format
-        return Response.json(dict(sorted(body.items())))
+        response = Response.json(dict(sorted(body.items())))
+        response.past_last_page = page >= max(pages_total, 1)  # pages count from 0
+        return response
 
     def _tree(
         self, levels: tuple[str, ...], b_ms: int, e_ms: int, tzo: int, dt_format: str, device_id: int | None

@@ -402,8 +402,11 @@ class UnleashEmulator(EmulatorApp):
         total_pages, rows = self._page(device_id, from_ms, to_ms, page)
         if tableau:
             objects = [self._record_dict(row) for row in rows]
-            return Response.json({"total_num_pages": total_pages, "data": objects})
-        return Response.json({"keys": KEYS, "total_num_pages": total_pages, "data": rows})
+            response = Response.json({"total_num_pages": total_pages, "data": objects})
+        else:
+            response = Response.json({"keys": KEYS, "total_num_pages": total_pages, "data": rows})
+        response.past_last_page = page > max(total_pages, 1)  # an empty range still needs page 1
+        return response
 
     def _page(
         self, device_id: str, from_ms: int, to_ms: int, page: int

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from singer_sdk import typing as th
 
 from taps_common.errors import APIRequestError
+from taps_common.records import required_timestamp
 from taps_common.timestamps import to_utc_iso
 from taps_common.windows import DateWindow, date_windows, records_inside
 from tap_headspin.client import (
@@ -189,9 +190,13 @@ def event_record(row: Mapping[str, t.Any]) -> dict[str, t.Any]:
         device_id, _, hostname = address.partition("@")
     record: dict[str, t.Any] = {name: row.get(name) for name in EVENT_FIELDS}
     record.update(device_id=device_id, hostname=hostname, device_address=f"{device_id}@{hostname}")
-    for name in ("start_time", "end_time"):
-        if row.get(name):
-            record[name] = to_utc_iso(local_time_to_utc(str(row[name]), UTC_ZONE))
+    def utc(value: t.Any) -> str:  # noqa: ANN401
+        return to_utc_iso(local_time_to_utc(str(value), UTC_ZONE))
+
+    # The start is the event's key and bookmark: an event without one stops the sync, clearly.
+    record["start_time"] = required_timestamp(row, "start_time", "HeadSpin answered /v2/usage/event", utc)
+    if row.get("end_time"):
+        record["end_time"] = utc(row["end_time"])
     if record["date"] is not None:
         record["date"] = str(record["date"])
     record["extra_fields"] = {
@@ -363,7 +368,8 @@ class UsageEventsStream(HeadSpinStream):
         windows = date_windows(self.sync_start(context, lookback), self.sync_end, size)
         return self.records_by_window(context, windows, self._read_window)
 
-    def _read_window(self, window: DateWindow) -> Iterator[dict[str, t.Any]]:
+    def window_request_context(self, context: Context | None, window: DateWindow) -> Context:
+        """The whole UTC days covering `window`, with the filters (the route takes days only)."""
         first_day, after_last = local_day_range(window.start, window.end, UTC_ZONE)
         params = {
             "start_date": first_day.isoformat(),
@@ -372,7 +378,11 @@ class UsageEventsStream(HeadSpinStream):
             "format": "json",
             **self.v2_filter_params(),
         }
-        for record in records_inside(self.request_records({"params": params}), "start_time", window):
+        return {"params": params}
+
+    def _read_window(self, window: DateWindow) -> Iterator[dict[str, t.Any]]:
+        records = self.request_records(self.window_request_context(None, window))
+        for record in records_inside(records, "start_time", window):
             if event_passes_filters(record, self.config):
                 yield record
 

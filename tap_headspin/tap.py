@@ -11,7 +11,7 @@ from singer_sdk import typing as th
 from taps_common.errors import SettingsError
 from taps_common.tap import BaseUsageTap, run_cli
 from taps_common.timestamps import utc_now
-from tap_headspin.client import CALENDAR_BIN_SIZES, SECONDS_PER_DAY, timezone_setting_error
+from tap_headspin.client import CALENDAR_BIN_SIZES, FILTERS, SECONDS_PER_DAY, timezone_setting_error
 from tap_headspin.streams import GROUPING_STREAMS, LEGACY_STREAMS, UsageEventsStream
 
 if t.TYPE_CHECKING:
@@ -176,6 +176,9 @@ class TapHeadSpin(BaseUsageTap):
                 )
             if not groupings:
                 errors.append("`groupings` is an empty list: leave it unset for every grouping.")
+        for setting in FILTERS:
+            if config.get(setting) is not None and not config[setting]:
+                errors.append(f"`{setting}` is an empty list: leave it unset for usage of every {_FILTERED[setting]}.")
         for setting in ("filter_team_ids", "filter_user_ids"):
             not_uuids = [value for value in config.get(setting) or () if not _is_uuid(value)]
             if not_uuids:
@@ -236,6 +239,14 @@ class TapHeadSpin(BaseUsageTap):
 
 
 _LEGACY_NAMES = frozenset(stream.name for stream in LEGACY_STREAMS)
+#: What each filter setting filters, for its messages.
+_FILTERED = {
+    "filter_team_ids": "team",
+    "filter_team_names": "team",
+    "filter_user_ids": "user",
+    "filter_user_emails": "user",
+    "filter_device_addresses": "device",
+}
 
 
 def _is_uuid(value: object) -> bool:

@@ -171,7 +171,7 @@ class MembershipsStream(OpenSpaceStream):
         if context and row.get("org_id") is None:
             row["org_id"] = context["org_id"]
         row["membership_key"] = membership_key(row)
-        return row
+        return super().post_process(row, context)
 
     def setting_hint(self, status: int, detail: str) -> str:  # noqa: D102
         if status == 400 and "orgs" in detail.lower():  # noqa: PLR2004

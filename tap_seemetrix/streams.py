@@ -16,6 +16,7 @@ from http import HTTPStatus
 from singer_sdk import typing as th
 
 from taps_common.errors import APIRequestError, SettingsError
+from taps_common.records import required_timestamp
 from taps_common.rest import TotalPagesPaginator, decoded_json
 from taps_common.timestamps import UTC, to_utc_iso, utc_now
 from tap_seemetrix.client import SeemetrixStream, WindowedSeemetrixStream
@@ -222,7 +223,7 @@ def session_row(session: Mapping[str, t.Any]) -> dict[str, t.Any]:
     return {
         "device_id": session.get("d"),
         "session_number": session.get("o"),
-        "started_at": to_utc_iso(session["b"]),
+        "started_at": required_timestamp(session, "b", "Seemetrix answered /statistics/user/{user_id}/raw/data/"),
         "ended_at": to_utc_iso(session["e"]) if session.get("e") else None,
         "duration_ms": session.get("i"),
         "age_group": age_group_of(session.get("a")),
@@ -439,7 +440,7 @@ class DeviceStatisticsStream(HourlyStatisticsStream):
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:  # noqa: D102
         assert context is not None  # always a device partition  # noqa: S101
-        return {"device_id": context["device_id"], **row}
+        return super().post_process({"device_id": context["device_id"], **row}, context)
 
 
 class UserStatisticsStream(HourlyStatisticsStream):
@@ -453,8 +454,8 @@ class UserStatisticsStream(HourlyStatisticsStream):
         *HOURLY_PROPERTIES,
     ).to_dict()
 
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:  # noqa: ARG002, D102
-        return {"user_id": self.config["user_id"], **row}
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:  # noqa: D102
+        return super().post_process({"user_id": self.config["user_id"], **row}, context)
 
 
 class SessionsStream(WindowedSeemetrixStream):

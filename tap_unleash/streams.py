@@ -8,6 +8,7 @@ import typing as t
 from singer_sdk import typing as th
 
 from taps_common.errors import SettingsError
+from taps_common.records import required_timestamp
 from taps_common.rest import decoded_json
 from taps_common.timestamps import from_epoch_ms, to_epoch_ms, to_utc_iso
 from taps_common.windows import DateWindow, date_windows, records_inside
@@ -151,6 +152,6 @@ class AnalyticsStream(PagedUnleashStream):
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:  # noqa: D102
         for record in zip_keyed_rows(decoded_json(response)):
-            record["timestamp"] = to_utc_iso(record["timestamp"])
+            record["timestamp"] = required_timestamp(record, "timestamp", f"Unleash live answered {self.path}")
             record["session_id"] = str(record["session_id"])
             yield record

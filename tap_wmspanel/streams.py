@@ -151,6 +151,8 @@ def readable_daily_stats(day: Mapping[str, t.Any]) -> dict[str, t.Any]:
             continue
         column = _DAILY_COLUMN_OF.get(_NOT_WORD.sub("_", name.lower()).strip("_"))
         parse = metric_number if column in FRACTIONAL_DAILY_COLUMNS else connection_count
+        if column is not None and value is None:
+            continue  # a null metric is the column's null, not another metric
         if column is not None and row[column] is None and (number := parse(value)) is not None:
             row[column] = number
         else:

@@ -62,6 +62,9 @@ class FetchAhead:
         self._lock = threading.Lock()
         self._waiting: dict[tuple[str, str, bytes], Future[requests.Response]] = {}
         self._pool = ThreadPoolExecutor(max_workers=max(1, max_in_flight - 1), thread_name_prefix="fetch-ahead")
+        #: Nothing is sent ahead until a request has succeeded: with refused credentials
+        #: a sync must stop after its one request, not after a burst of them.
+        self.proven = False
 
     @property
     def enabled(self) -> bool:
@@ -77,7 +80,7 @@ class FetchAhead:
         """Send `request` ahead unless it is already on its way or there is no room."""
         key = request_key(request)
         with self._lock:
-            if key in self._waiting or len(self._waiting) >= self.max_in_flight - 1:
+            if not self.proven or key in self._waiting or len(self._waiting) >= self.max_in_flight - 1:
                 return False
             self._waiting[key] = self._pool.submit(self._send_after_gate, send, request)
         return True

@@ -33,6 +33,7 @@ from taps_common.errors import (
 )
 from taps_common.fetch_ahead import FetchAhead
 from taps_common.output import BufferedSingerWriter
+from taps_common.records import numbers_from_text
 from taps_common.redaction import redact
 from taps_common.retry import RETRIABLE_EXCEPTIONS, RetryPolicy, retry_after_of, wait_generator
 from taps_common.timestamps import parse_timestamp, to_utc_iso, utc_now
@@ -344,7 +345,10 @@ class BaseAPIStream(RESTStream):
         future = ahead.take(prepared_request) if ahead is not None else None
         if future is not None:
             return future.result()  # a failure is retried by the caller, as if sent now
-        return super()._request(prepared_request, context)
+        response = super()._request(prepared_request, context)
+        if ahead is not None:
+            ahead.proven = True  # the credentials and the URL work: fetching ahead may start
+        return response
 
     def _send_ahead(self, context: Context | None) -> Callable[[requests.PreparedRequest], requests.Response]:
         """What a worker runs: the request, once; a 429 or 5xx holds every worker back."""
@@ -423,7 +427,7 @@ class BaseAPIStream(RESTStream):
         """Stream hook: the date windows a partition is read in (None: not windowed)."""
         return None
 
-    def window_request_context(self, context: Context, window: DateWindow) -> Context:
+    def window_request_context(self, context: Context | None, window: DateWindow) -> Context:
         """Stream hook: the context `request_records` is given for one window."""
         raise NotImplementedError
 
@@ -472,7 +476,9 @@ class BaseAPIStream(RESTStream):
         moves once a window is complete: an interrupted sync resumes at the
         start of the window it was in, and loses nothing.
         """
-        for window in windows:
+        windows = list(windows)
+        for index, window in enumerate(windows):
+            self._fetch_windows_ahead(context, windows[index + 1 :])
             newest: str | None = None
             for record in read_window(window):
                 yield record
@@ -481,6 +487,20 @@ class BaseAPIStream(RESTStream):
                     newest = value
             if newest is not None:
                 self.checkpoint(context, newest)
+
+    def _fetch_windows_ahead(self, context: Context | None, upcoming: list[DateWindow]) -> None:
+        """Send the first requests of the next windows early (streams with `window_request_context`)."""
+        ahead = self.fetch_ahead
+        if ahead is None or type(self).window_request_context is BaseAPIStream.window_request_context:
+            return
+        for window in upcoming:
+            if not ahead.has_room():
+                return
+            request_context = self.window_request_context(context, window)
+            paginator = self.get_new_paginator()
+            token = paginator.current_value if paginator is not None else None
+            page = PageContext(request_context, token)
+            ahead.submit(self._prepared_request_for(page), self._send_ahead(request_context))
 
     def checkpoint(self, context: Context | None, value: str) -> None:
         """Move the bookmark forward to `value` (never past the sync's end) and emit STATE."""
@@ -516,6 +536,13 @@ class BaseAPIStream(RESTStream):
             and all(self.mask.values())
         )
         return direct_record_plan(self.schema) if plain else None
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:  # noqa: ARG002
+        """Numbers the API sent as text, read as the numbers the schema declares.
+
+        Streams that override this call it too (`super().post_process(...)`).
+        """
+        return numbers_from_text(row, self)
 
     def _process_record(
         self,

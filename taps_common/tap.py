@@ -45,7 +45,7 @@ COMMON_SETTINGS = th.PropertiesList(
     th.Property(
         "concurrent_requests",
         th.IntegerType(minimum=1),
-        default=4,
+        default=8,
         title="Requests in flight",
         description=(
             "How many requests may be in flight at once: the next pages of a stream, and the "
@@ -166,7 +166,7 @@ class BaseUsageTap(Tap):
     @cached_property
     def fetch_ahead(self) -> FetchAhead:
         """The workers that send requests ahead (`concurrent_requests`; 1 turns them off)."""
-        return FetchAhead(int(self.config.get("concurrent_requests", 4)))
+        return FetchAhead(int(self.config.get("concurrent_requests", 8)))
 
     def settings_errors(self, config: t.Mapping[str, t.Any]) -> list[str]:  # noqa: PLR6301
         """Vendor hook: checks a JSON schema cannot express. Each error names its setting."""

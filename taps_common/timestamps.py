@@ -25,6 +25,9 @@ def parse_timestamp(value: str | dt.datetime | dt.date) -> dt.datetime:
         parsed = value
     elif isinstance(value, dt.date):
         parsed = dt.datetime(value.year, value.month, value.day)
+    elif not isinstance(value, str):  # None, a number: what an API sends where a time was due
+        msg = f"{value!r} is not a date or datetime"
+        raise ValueError(msg)
     else:
         text = value.strip()
         if text.endswith(("Z", "z")):
@@ -42,7 +45,7 @@ def to_utc_iso(value: str | dt.datetime | dt.date) -> str:
     return parse_timestamp(value).isoformat(timespec="microseconds")
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=4096)  # neighbouring records share times; a small cache keeps memory flat
 def _text_to_utc_iso(text: str) -> str:
     # Records share timestamps (a frame's detections, a day's rows): parse each text once.
     return parse_timestamp(text).isoformat(timespec="microseconds")

@@ -97,6 +97,8 @@ def test_no_more_requests_in_flight_than_allowed() -> None:
         return requests.Response()
 
     made = [requests.Request("GET", f"http://x.test/{n}").prepare() for n in range(5)]
+    assert not ahead.submit(made[0], send)  # nothing goes ahead before a request has succeeded
+    ahead.proven = True
     accepted = [ahead.submit(request, send) for request in made]
     assert accepted == [True, True, False, False, False]  # the sync's own request is the third
     assert not ahead.submit(made[0], send)  # already on its way

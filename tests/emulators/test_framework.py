@@ -150,6 +150,44 @@ def test_status_fault_with_a_custom_body(server: EmulatorServer, session: reques
     assert response.headers["Content-Type"] == "text/html"
 
 
+def test_status_fault_with_headers_answers_a_redirect(server: EmulatorServer, session: requests.Session) -> None:
+    server.app.inject(Fault("status", status=302, headers={"Location": "https://elsewhere.invalid/x?key=k"}))
+    response = session.get(f"{server.url}/x", allow_redirects=False)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "https://elsewhere.invalid/x?key=k"
+
+
+def test_transform_fault_changes_the_json_body(server: EmulatorServer, session: requests.Session) -> None:
+    def drift(body: Any) -> Any:
+        body["items"] = [str(item) for item in body["items"][:2]]
+        body["added"] = True
+        return body
+
+    server.app.inject(Fault("transform", transform=drift, path_regex="^/payload", times=2))
+    assert session.get(f"{server.url}/payload").json() == {"items": ["0", "1"], "added": True}
+    assert session.get(f"{server.url}/payload").headers["Content-Type"] == "application/json"
+    assert session.get(f"{server.url}/payload").json() == PAYLOAD  # two uses, then as served
+
+
+def test_transform_fault_leaves_a_body_that_is_not_json_alone(server: EmulatorServer, session: requests.Session) -> None:
+    class TextApp(EchoApp):
+        def handle(self, request: Request) -> Response:
+            return Response.text("not json")
+
+    with EmulatorServer(TextApp()) as text_server:
+        text_server.app.inject(Fault("transform", transform=lambda body: {"changed": body}))
+        assert session.get(f"{text_server.url}/x").text == "not json"
+
+
+def test_a_transform_is_in_process_only() -> None:
+    with pytest.raises(ValueError, match="needs a transform function"):
+        Fault("transform")
+    with pytest.raises(ValueError, match="only it takes one"):
+        Fault("status", transform=lambda body: body)
+    with pytest.raises(ValueError, match="unknown fault fields"):
+        Fault.from_dict({"kind": "transform", "transform": "lambda body: body"})
+
+
 def test_drop_fault_cuts_the_body_short(server: EmulatorServer, session: requests.Session) -> None:
     server.app.inject(Fault("drop"))
     with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.ConnectionError)):
@@ -236,6 +274,8 @@ def test_injected_fault_objects_are_not_changed(server: EmulatorServer) -> None:
         {"kind": "slow", "delay": -1},
         {"kind": "status", "path_regex": "("},
         {"kind": "status", "colour": "red"},
+        {"kind": "status", "headers": {"Location": 3}},
+        {"kind": "transform"},
         {"status": 500},
         "not an object",
     ],
@@ -274,10 +314,15 @@ def test_control_endpoints_drive_the_emulator_over_http(
     assert session.get(f"{server.url}/x").status_code == 503
 
     stats = session.get(f"{control}/stats").json()
-    assert stats == {"requests": 3, "by_path": {"/limited": 1, "/x": 2}, "pending_faults": 1}
+    assert stats == {
+        "requests": 3,
+        "by_path": {"/limited": 1, "/x": 2},
+        "pending_faults": 1,
+        "pages_past_last": 0,
+    }
 
     assert session.post(f"{control}/reset").json() == {"reset": True}
-    emptied = {"requests": 0, "by_path": {}, "pending_faults": 0}
+    emptied = {"requests": 0, "by_path": {}, "pending_faults": 0, "pages_past_last": 0}
     assert session.get(f"{control}/stats").json() == emptied
     assert session.get(f"{server.url}/x").status_code == 200
 

@@ -37,6 +37,9 @@ def tap_config(server: EmulatorServer, **overrides: t.Any) -> dict[str, t.Any]: 
         "api_token": TOKEN,
         "start_date": app.span_start.date().isoformat(),
         **FAST_RETRIES,
+        # One request at a time, so that a fault injected for the n-th request meets the
+        # n-th window; fetching ahead is checked on its own (tests/common/test_fetch_ahead.py).
+        "concurrent_requests": 1,
         **overrides,
     }
 

@@ -188,6 +188,8 @@ def test_events_are_dropped_only_when_a_field_they_carry_contradicts_a_filter() 
         ({"groupings": ["device", "planet"]}, "planet"),
         ({"groupings": []}, "groupings"),
         ({"filter_team_ids": ["not-a-uuid"]}, "filter_team_ids"),
+        ({"filter_device_addresses": []}, "filter_device_addresses"),
+        ({"filter_user_emails": []}, "filter_user_emails"),
         ({"events_window_days": 120}, "events_window_days"),
         ({"start_date": "yesterday"}, "start_date"),
         ({"end_date": "2024-12-01"}, "end_date"),

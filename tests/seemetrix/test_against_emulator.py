@@ -436,7 +436,7 @@ def test_interrupted_sessions_sync_resumes_at_the_window_it_was_in() -> None:
 def test_interrupted_tree_sync_resumes_at_the_window_and_rereads_its_pages() -> None:
     app = SeemetrixEmulator(seed=10, days=4, sessions_per_day=10, anchor=ANCHOR)
     with EmulatorServer(app) as running:
-        config = fixed_config(running, window_days=1, tree_devices_per_page=1, max_tries=1)
+        config = fixed_config(running, window_days=1, tree_devices_per_page=1, max_tries=1, concurrent_requests=1)
         tree = r"/v2/statistics/user/632/devices/dates/genders/ages/"
         # Two windows of three pages go through; the third window fails on its second page.
         app.inject_many([Fault(kind="slow", delay=0.0, path_regex=tree) for _ in range(7)])

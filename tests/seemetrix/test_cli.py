@@ -119,11 +119,22 @@ def test_nothing_listening(tmp_path: Path) -> None:
 
 
 def test_an_answer_the_tap_cannot_read_prints_a_masked_traceback(server: EmulatorServer, tmp_path: Path) -> None:
-    # A session without its start: a bug-like failure, reported with a traceback, the key masked.
-    server.app.inject(Fault(kind="status", status=200, body='{"objects": [{"d": 1}]}', path_regex="/raw/data/"))
+    # Attention intervals that are a number, not a list: a shape nothing foresaw, reported as a
+    # bug is, with a traceback, the key masked.
+    body = '{"objects": [{"d": 1, "b": "2024-05-01T00:00:00", "at": 5}]}'
+    server.app.inject(Fault(kind="status", status=200, body=body, path_regex="/raw/data/"))
     run = run_tap_cli("tap-seemetrix", config(server.url), tmp_path)
     assert run.returncode == 1
-    assert "Traceback" in run.stderr and "KeyError" in run.stderr
+    assert "Traceback" in run.stderr and "TypeError" in run.stderr
+    assert_no_secret(run, KEY)
+
+
+def test_a_session_without_its_start_stops_with_one_clear_line(server: EmulatorServer, tmp_path: Path) -> None:
+    # The start is the sessions' bookmark: without it a session cannot be placed in a window.
+    server.app.inject(Fault(kind="status", status=200, body='{"objects": [{"d": 1}]}', path_regex="/raw/data/"))
+    run = run_tap_cli("tap-seemetrix", config(server.url), tmp_path)
+    line = error_line(run)
+    assert "with a row whose `b` is None, not a date or time" in line
     assert_no_secret(run, KEY)
 
 

@@ -143,7 +143,8 @@ def test_second_sync_reads_only_new_records_and_the_bookmark_timestamp(server: E
 
 def test_interrupted_sync_resumes_at_the_window_it_was_in(server: EmulatorServer) -> None:
     app = t.cast("UnleashEmulator", server.app)
-    config = tap_config(server, window_days=1, max_tries=1)
+    # One request at a time, so that the sixth request is the first device's sixth window.
+    config = tap_config(server, window_days=1, max_tries=1, concurrent_requests=1)
     # Let five analytics requests through, then fail: the first device is part-way done.
     app.inject_many(
         [Fault(kind="slow", delay=0.0, path_regex=r"^/v1/analytics/W") for _ in range(5)]

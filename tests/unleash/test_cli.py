@@ -110,3 +110,11 @@ def test_connection_test_with_a_wrong_key_fails_clearly(server: EmulatorServer, 
     assert run.returncode == 1
     assert "refused the credential in `api_key`" in run.stderr
     assert_no_secret(run, "not-the-key")
+
+
+def test_a_wrong_credential_sends_nothing_ahead(server: EmulatorServer, tmp_path: Path) -> None:
+    run = run_tap_cli(
+        "tap-unleash", {**config(server.url, access_token="ul_pat_wrong"), "concurrent_requests": 8}, tmp_path
+    )
+    assert run.returncode == 1
+    assert server.app.request_count() == 1

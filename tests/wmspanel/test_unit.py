@@ -160,6 +160,11 @@ def test_view_time_may_be_fractional_but_counts_must_be_whole() -> None:
     assert row["other_metrics"] == {"viewers": 2.5}
 
 
+def test_a_null_metric_is_its_column_null_not_another_metric() -> None:
+    row = readable_daily_stats({"date": "2014-10-17", "viewers": None, "bytes_out": 7})
+    assert (row["viewers"], row["bytes_sent"], row["other_metrics"]) == (None, 7, None)
+
+
 def test_a_second_spelling_of_a_filled_column_is_kept_aside_not_lost() -> None:
     row = readable_daily_stats({"date": "2014-10-17", "bytes_out": 1, "bytes_sent": 2})
     assert row["bytes_sent"] == 1
