@@ -98,7 +98,7 @@ def markdown(content: Mapping[str, Any]) -> str:
         f"singer-sdk {box['singer_sdk']}, {box['platform']}. Raw numbers: `benchmarks/results.json`.",
         "",
         "Run it with `.venv/bin/python -m benchmarks [--quick] [--runs N] [--only unleash,wmspanel]` after "
-        "`.venv/bin/pip install -e '.[test,bench]'`; a full run takes about seven minutes on two cores. It exits "
+        "`bash scripts/setup.sh`; a full run takes about seven minutes on two cores. It exits "
         "0 when everything ran, whatever the targets say, and 1 when something broke (a sync failed, records "
         "differed).",
         "",
