@@ -10,6 +10,7 @@ import datetime as dt
 import email.utils
 import itertools
 import typing as t
+from functools import lru_cache
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -234,6 +235,7 @@ def session_row(session: Mapping[str, t.Any]) -> dict[str, t.Any]:
     }
 
 
+@lru_cache(maxsize=4096)  # every leaf under a date node carries its label: parse each once
 def date_label_start(label: str) -> str:
     """The UTC start of a v2 date node: `2017-06-02` (a day) or `2017-06-02 13` (an hour).
 
