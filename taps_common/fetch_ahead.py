@@ -31,6 +31,10 @@ def request_key(request: requests.PreparedRequest) -> tuple[str, str, bytes]:
     return (request.method or "GET", request.url or "", body)
 
 
+#: The most bytes of answers fetched ahead that may wait in memory (see `FetchAhead.has_room`).
+HELD_BYTES = 16 << 20
+
+
 class RequestGate:
     """Holds every worker back until a time the API asked for (Retry-After) has passed."""
 
@@ -65,6 +69,8 @@ class FetchAhead:
         #: Nothing is sent ahead until a request has succeeded: with refused credentials
         #: a sync must stop after its one request, not after a burst of them.
         self.proven = False
+        self._held: dict[tuple[str, str, bytes], int] = {}  # sizes of answers not yet taken
+        self._last_size = 0
 
     @property
     def enabled(self) -> bool:
@@ -72,32 +78,63 @@ class FetchAhead:
         return self.max_in_flight > 1
 
     def has_room(self) -> bool:
-        """Whether another request may be sent ahead now."""
+        """Whether another request may be sent ahead now.
+
+        Answers wait in memory until their turn, so besides the count, the bytes held
+        (plus, for each request still out, the size of the last answer) stay within
+        `HELD_BYTES`: big answers (a month of events) are fetched ahead fewer at a time,
+        and answers bigger than that not at all.
+        """
         with self._lock:
-            return len(self._waiting) < self.max_in_flight - 1
+            return self._has_room()
+
+    def _has_room(self) -> bool:
+        if len(self._waiting) >= self.max_in_flight - 1:
+            return False
+        pending = sum(1 for future in self._waiting.values() if not future.done())
+        held = sum(self._held.values())
+        # Before any answer is known, the next one may be of any size: one at a time.
+        if self._last_size == 0 and self._waiting:
+            return False
+        return held + (pending + 1) * self._last_size <= HELD_BYTES
 
     def submit(self, request: requests.PreparedRequest, send: Callable[[requests.PreparedRequest], requests.Response]) -> bool:
         """Send `request` ahead unless it is already on its way or there is no room."""
         key = request_key(request)
         with self._lock:
-            if not self.proven or key in self._waiting or len(self._waiting) >= self.max_in_flight - 1:
+            if not self.proven or key in self._waiting or not self._has_room():
                 return False
             self._waiting[key] = self._pool.submit(self._send_after_gate, send, request)
         return True
 
+    def saw_answer(self, response: requests.Response) -> None:
+        """A request of the sync's own succeeded: fetching ahead may start, sized by this answer."""
+        with self._lock:
+            self.proven = True
+            self._last_size = len(response.content)
+
     def take(self, request: requests.PreparedRequest) -> Future[requests.Response] | None:
         """The answer to `request` if it was sent ahead (it then leaves the waiting set)."""
         with self._lock:
-            return self._waiting.pop(request_key(request), None)
+            key = request_key(request)
+            self._held.pop(key, None)
+            return self._waiting.pop(key, None)
 
     def close(self) -> None:
         """Stop the workers; answers nobody asked for are dropped."""
         with self._lock:
             self._waiting.clear()
+            self._held.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _send_after_gate(
         self, send: Callable[[requests.PreparedRequest], requests.Response], request: requests.PreparedRequest
     ) -> requests.Response:
         self.gate.wait()
-        return send(request)
+        response = send(request)
+        key = request_key(request)
+        with self._lock:
+            if key in self._waiting:  # not yet taken: it waits in memory
+                self._held[key] = len(response.content)
+            self._last_size = len(response.content)
+        return response

@@ -347,7 +347,7 @@ class BaseAPIStream(RESTStream):
             return future.result()  # a failure is retried by the caller, as if sent now
         response = super()._request(prepared_request, context)
         if ahead is not None:
-            ahead.proven = True  # the credentials and the URL work: fetching ahead may start
+            ahead.saw_answer(response)  # the credentials and the URL work: fetching ahead may start
         return response
 
     def _send_ahead(self, context: Context | None) -> Callable[[requests.PreparedRequest], requests.Response]:

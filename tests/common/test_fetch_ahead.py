@@ -98,11 +98,36 @@ def test_no_more_requests_in_flight_than_allowed() -> None:
 
     made = [requests.Request("GET", f"http://x.test/{n}").prepare() for n in range(5)]
     assert not ahead.submit(made[0], send)  # nothing goes ahead before a request has succeeded
-    ahead.proven = True
+    small = requests.Response()
+    small._content = b"{}"  # noqa: SLF001
+    ahead.saw_answer(small)
     accepted = [ahead.submit(request, send) for request in made]
     assert accepted == [True, True, False, False, False]  # the sync's own request is the third
     assert not ahead.submit(made[0], send)  # already on its way
     release.set()
     assert ahead.take(made[0]) is not None
     assert ahead.take(made[0]) is None
+    ahead.close()
+
+
+def test_big_answers_are_fetched_ahead_fewer_at_a_time() -> None:
+    from taps_common.fetch_ahead import HELD_BYTES  # noqa: PLC0415
+
+    ahead = FetchAhead(8)
+    big = requests.Response()
+    big._content = b"x" * (HELD_BYTES // 3 + 1)  # noqa: SLF001
+
+    made = [requests.Request("GET", f"http://x.test/{n}").prepare() for n in range(4)]
+    ahead.saw_answer(big)  # the sync's own answer was this big
+    assert ahead.submit(made[0], lambda request: big)
+    ahead._waiting[  # noqa: SLF001
+        next(iter(ahead._waiting))  # noqa: SLF001
+    ].result()  # the answer is in memory, waiting for its turn
+    time.sleep(0.05)  # let the worker record its size
+    assert ahead.submit(made[1], lambda request: big)  # one more fits beside it
+    ahead._waiting[list(ahead._waiting)[1]].result()  # noqa: SLF001
+    time.sleep(0.05)
+    assert not ahead.has_room()  # a third would pass the budget
+    assert ahead.take(made[0]) is not None
+    assert ahead.has_room()  # taking one frees its bytes
     ahead.close()
