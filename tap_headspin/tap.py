@@ -9,6 +9,7 @@ import uuid
 from singer_sdk import typing as th
 
 from taps_common.errors import SettingsError
+from taps_common.airbyte import source_main
 from taps_common.tap import BaseUsageTap, run_cli
 from taps_common.timestamps import utc_now
 from tap_headspin.client import CALENDAR_BIN_SIZES, FILTERS, SECONDS_PER_DAY, timezone_setting_error
@@ -260,3 +261,8 @@ def _is_uuid(value: object) -> bool:
 def cli() -> None:
     """The `tap-headspin` command."""
     run_cli(TapHeadSpin)
+
+
+def source() -> None:
+    """The `source-headspin` command: the same tap as an Airbyte source."""
+    source_main(TapHeadSpin)

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 from singer_sdk import typing as th
 
 from taps_common.rest import decoded_json
+from taps_common.airbyte import source_main
 from taps_common.tap import BaseUsageTap, date_setting_errors, run_cli
 from tap_openspace import streams
 from tap_openspace.client import REGION_HOSTS, REPORTS_PATH
@@ -134,3 +135,8 @@ class TapOpenSpace(BaseUsageTap):
 def cli() -> None:
     """The `tap-openspace` command."""
     run_cli(TapOpenSpace)
+
+
+def source() -> None:
+    """The `source-openspace` command: the same tap as an Airbyte source."""
+    source_main(TapOpenSpace)

@@ -7,6 +7,7 @@ import typing as t
 from singer_sdk import typing as th
 
 from taps_common.rest import decoded_json
+from taps_common.airbyte import source_main
 from taps_common.tap import BaseUsageTap, run_cli
 from tap_seemetrix import streams
 
@@ -186,3 +187,8 @@ class TapSeemetrix(BaseUsageTap):
 def cli() -> None:
     """The `tap-seemetrix` command."""
     run_cli(TapSeemetrix)
+
+
+def source() -> None:
+    """The `source-seemetrix` command: the same tap as an Airbyte source."""
+    source_main(TapSeemetrix)

@@ -7,6 +7,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
+from taps_common.airbyte import source_main
 from taps_common.tap import BaseUsageTap, run_cli
 from tap_unleash import streams
 
@@ -127,3 +128,8 @@ class TapUnleash(BaseUsageTap):
 def cli() -> None:
     """The `tap-unleash` command."""
     run_cli(TapUnleash)
+
+
+def source() -> None:
+    """The `source-unleash` command: the same tap as an Airbyte source."""
+    source_main(TapUnleash)

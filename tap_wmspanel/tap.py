@@ -7,6 +7,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
+from taps_common.airbyte import source_main
 from taps_common.tap import BaseUsageTap, date_setting_errors, run_cli
 from tap_wmspanel import streams
 from tap_wmspanel.streams import listed_items
@@ -144,3 +145,8 @@ class TapWMSPanel(BaseUsageTap):
 def cli() -> None:
     """The `tap-wmspanel` command."""
     run_cli(TapWMSPanel)
+
+
+def source() -> None:
+    """The `source-wmspanel` command: the same tap as an Airbyte source."""
+    source_main(TapWMSPanel)
