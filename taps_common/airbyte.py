@@ -47,10 +47,6 @@ if t.TYPE_CHECKING:
 #: Where a user reads about the connector's settings.
 DOCUMENTATION_URL = "https://github.com/usage-analytics-taps/usage-analytics-taps#readme"
 
-#: singer-sdk's own settings, which mean nothing to an Airbyte deployment.
-SDK_BUILTIN_SETTINGS = frozenset(
-    {"stream_maps", "stream_map_config", "faker_config", "flattening_enabled", "flattening_max_depth", "batch_config"}
-)
 
 #: Python log levels as Airbyte names them.
 LOG_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARN", "ERROR": "ERROR", "CRITICAL": "FATAL"}
@@ -227,12 +223,22 @@ def read_json_file(path: str, what: str) -> t.Any:  # noqa: ANN401
         raise AirbyteSourceError(f"The {what} file {path} is not valid JSON: {failure}.", "config_error") from None
 
 
+def sdk_builtin_settings(tap_class: type[Tap]) -> set[str]:
+    """singer-sdk's own settings (stream maps, flattening, batch, faker), as this SDK version adds them."""
+    builtin: dict[str, t.Any] = {"properties": {}}
+    tap_class.append_builtin_config(builtin)
+    return set(builtin["properties"])
+
+
 def connection_specification(tap_class: type[Tap]) -> dict[str, t.Any]:
-    """The tap's settings as Airbyte's connectionSpecification: secrets marked, SDK settings left out."""
+    """The tap's settings as Airbyte's connectionSpecification: secrets marked, SDK settings left out.
+
+    The SDK adds its settings to the class's schema when it prints `--about`; they mean nothing
+    to an Airbyte deployment.
+    """
     schema = copy.deepcopy(tap_class.config_jsonschema)
-    properties = {
-        name: definition for name, definition in schema.get("properties", {}).items() if name not in SDK_BUILTIN_SETTINGS
-    }
+    builtin = sdk_builtin_settings(tap_class)
+    properties = {name: definition for name, definition in schema.get("properties", {}).items() if name not in builtin}
     for definition in properties.values():
         if definition.get("secret") or definition.get("writeOnly"):
             definition["airbyte_secret"] = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import subprocess
@@ -159,8 +160,13 @@ def test_a_catalog_that_does_not_fit_is_a_config_error(catalog: t.Any) -> None: 
     assert raised.value.failure_type == "config_error"
 
 
-def test_the_specification_marks_secrets_and_keeps_the_required_settings() -> None:
+def test_the_specification_marks_secrets_and_keeps_the_required_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    with_builtin = copy.deepcopy(UNLEASH.tap_class.config_jsonschema)
+    UNLEASH.tap_class.append_builtin_config(with_builtin)  # what `--about` does to the class
+    assert "stream_maps" in with_builtin["properties"]
+    monkeypatch.setattr(UNLEASH.tap_class, "config_jsonschema", with_builtin)
     specification = connection_specification(UNLEASH.tap_class)
+    assert not {"stream_maps", "flattening_enabled", "faker_config", "batch_config"} & set(specification["properties"])
     assert specification["properties"]["access_token"]["airbyte_secret"] is True
     assert "airbyte_secret" not in specification["properties"]["start_date"]
     assert specification["required"] == UNLEASH.tap_class.config_jsonschema.get("required", [])
