@@ -65,3 +65,39 @@ def duckdb_counts(database: Path, tables: t.Iterable[str]) -> dict[str, int]:
         [str(DUCKDB_PYTHON), "-c", script, str(database), *names], capture_output=True, text=True, check=True
     )
     return json.loads(done.stdout)
+
+
+POSTGRES_PYTHON = ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin" / "python"
+POSTGRES_SCRIPT = ROOT / "scripts" / "postgres.sh"
+#: `scripts/postgres.sh` exits with this when PostgreSQL is missing and cannot be installed here.
+POSTGRES_UNAVAILABLE = 3
+
+
+def postgres_script(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `scripts/postgres.sh COMMAND` (start, stop, status, env) with `env`; never raises on failure."""
+    return subprocess.run(  # noqa: S603
+        ["bash", str(POSTGRES_SCRIPT), command],  # noqa: S607
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+
+
+def postgres_query(env: dict[str, str], *queries: str) -> list[list[list[t.Any]]]:
+    """The rows of each SQL statement (none for those that return none), run in one transaction
+    with target-postgres's own psycopg, connected as the loader is: from the `TARGET_POSTGRES_*`
+    variables of `env`."""
+    script = (
+        "import json, os, sys, psycopg\n"
+        "e = os.environ\n"
+        "with psycopg.connect(host=e['TARGET_POSTGRES_HOST'], port=e['TARGET_POSTGRES_PORT'],"
+        " user=e['TARGET_POSTGRES_USER'], password=e['TARGET_POSTGRES_PASSWORD'],"
+        " dbname=e['TARGET_POSTGRES_DATABASE']) as c:\n"
+        "    done = [c.execute(q) for q in sys.argv[1:]]\n"
+        "    print(json.dumps([[list(r) for r in d.fetchall()] if d.description else [] for d in done], default=str))\n"
+    )
+    if not POSTGRES_PYTHON.exists():
+        pytest.fail("target-postgres is not installed: run `bash scripts/setup.sh` first")
+    done = subprocess.run(  # noqa: S603
+        [str(POSTGRES_PYTHON), "-c", script, *queries], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
