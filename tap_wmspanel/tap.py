@@ -30,6 +30,7 @@ VENDOR_SETTINGS = th.PropertiesList(
         "client_id",
         th.StringType,
         required=True,
+        secret=True,
         title="Client ID",
         description=(
             "The pull API client ID (WMSPanel: Control > API setup > Pull API), or a user-specific "

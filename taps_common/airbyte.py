@@ -242,6 +242,8 @@ def connection_specification(tap_class: type[Tap]) -> dict[str, t.Any]:
     for definition in properties.values():
         if definition.get("secret") or definition.get("writeOnly"):
             definition["airbyte_secret"] = True
+        if definition.get("format") == "date-time":
+            accept_dates_in_date_time(definition)
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": f"{tap_class.name.replace('tap-', 'source-')} settings",
@@ -250,6 +252,22 @@ def connection_specification(tap_class: type[Tap]) -> dict[str, t.Any]:
         "additionalProperties": True,
         "properties": properties,
     }
+
+
+#: A date, or a date and time with an optional zone: what the taps' date settings accept.
+DATE_OR_DATE_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$"
+
+
+def accept_dates_in_date_time(definition: dict[str, t.Any]) -> None:
+    """A `date-time` setting as Airbyte should check it: a plain date is accepted too.
+
+    The taps read `2024-05-01` as midnight UTC, but a validator that checks `format: date-time`
+    (Airbyte's UI may) would refuse it; a pattern says what is accepted instead.
+    """
+    del definition["format"]
+    definition["pattern"] = DATE_OR_DATE_TIME
+    definition["pattern_descriptor"] = "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"
+    definition.setdefault("examples", ["2024-05-01", "2024-05-01T00:00:00Z"])
 
 
 def spec_message(tap_class: type[Tap]) -> dict[str, t.Any]:
@@ -369,7 +387,14 @@ class ReadPlan:
                     f"The catalog asks for a stream {name!r} that this source does not have (it has {known}).",
                     "config_error",
                 )
-            self.sync_modes[name] = item.get("sync_mode") or FULL_REFRESH
+            mode = item.get("sync_mode")
+            if mode not in {FULL_REFRESH, INCREMENTAL}:
+                raise AirbyteSourceError(
+                    f"The catalog asks for stream {name!r} in sync mode {mode!r}; "
+                    f"the modes are {FULL_REFRESH!r} and {INCREMENTAL!r}.",
+                    "config_error",
+                )
+            self.sync_modes[name] = mode
             schema_properties = (stream.get("json_schema") or {}).get("properties")
             self.properties[name] = set(schema_properties) if isinstance(schema_properties, dict) else None
         self.incremental = {
@@ -472,11 +497,13 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     """The Airbyte protocol's command line."""
     parser = argparse.ArgumentParser(prog=name, description=f"{name}: an Airbyte source (Airbyte protocol on stdout).")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("spec", help="print the connector's settings specification")
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", help="log at DEBUG level")
+    commands.add_parser("spec", help="print the connector's settings specification", parents=[debug])
     for command, text in (("check", "test the connection"), ("discover", "print the streams")):
-        sub = commands.add_parser(command, help=text)
+        sub = commands.add_parser(command, help=text, parents=[debug])
         sub.add_argument("--config", required=True, help="settings file (JSON)")
-    sub = commands.add_parser("read", help="read records")
+    sub = commands.add_parser("read", help="read records", parents=[debug])
     sub.add_argument("--config", required=True, help="settings file (JSON)")
     sub.add_argument("--catalog", required=True, help="configured catalog file (JSON)")
     sub.add_argument("--state", help="state file (JSON): per-stream, global or legacy")
@@ -503,7 +530,7 @@ def run_airbyte_source(
         root.removeHandler(handler)
     log_handler = AirbyteLogHandler(writer)
     root.addHandler(log_handler)
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.DEBUG if arguments.debug else logging.INFO)
     status = 0
     try:
         if arguments.command == "spec":

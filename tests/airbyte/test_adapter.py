@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import re
 import subprocess
 import sys
 import typing as t
@@ -152,7 +153,13 @@ def test_columns_left_out_of_the_configured_schema_are_deselected_but_keys_stay(
 
 @pytest.mark.parametrize(
     "catalog",
-    [{"nope": []}, {"streams": [{"stream": {"name": "missing"}, "sync_mode": "full_refresh"}]}, []],
+    [
+        {"nope": []},
+        {"streams": [{"stream": {"name": "missing"}, "sync_mode": "full_refresh"}]},
+        {"streams": [{"stream": {"name": "sessions"}, "sync_mode": "INVALID"}]},
+        {"streams": [{"stream": {"name": "sessions"}}]},
+        [],
+    ],
 )
 def test_a_catalog_that_does_not_fit_is_a_config_error(catalog: t.Any) -> None:  # noqa: ANN401
     with pytest.raises(AirbyteSourceError) as raised:
@@ -172,6 +179,23 @@ def test_the_specification_marks_secrets_and_keeps_the_required_settings(monkeyp
     assert specification["required"] == UNLEASH.tap_class.config_jsonschema.get("required", [])
 
 
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("2024-05-01", True),
+        ("2024-05-01T00:00:00Z", True),
+        ("2024-05-01T12:30:00.123456+02:00", True),
+        ("2024-05-01 12:30", True),
+        ("yesterday", False),
+        ("05/01/2024", False),
+    ],
+)
+def test_date_settings_accept_a_plain_date_in_the_specification(value: str, accepted: bool) -> None:  # noqa: FBT001
+    definition = connection_specification(UNLEASH.tap_class)["properties"]["start_date"]
+    assert "format" not in definition  # a validator checking `date-time` would refuse 2024-05-01
+    assert bool(re.match(definition["pattern"], value)) is accepted
+
+
 # --- in-process runs ---------------------------------------------------------------------------
 
 
@@ -186,6 +210,12 @@ def test_logs_become_masked_log_messages(tmp_path: Path) -> None:
     assert logs and all(set(log) == {"level", "message"} for log in logs)
     assert all(UNLEASH_TOKEN not in log["message"] for log in logs)
     assert messages_of(protocol)[-1] == {"type": "CONNECTION_STATUS", "connectionStatus": {"status": "SUCCEEDED"}}
+
+
+def test_debug_is_accepted_as_airbyte_passes_it() -> None:
+    protocol = io.BytesIO()
+    assert run_airbyte_source(UNLEASH.tap_class, ["spec", "--debug"], protocol) == 0
+    assert messages_of(protocol)[-1]["type"] == "SPEC"
 
 
 def test_a_missing_config_file_is_a_config_error(tmp_path: Path) -> None:

@@ -596,7 +596,6 @@ WMSPANEL = TapCase(
             tries=1,
         ),
     ),
-    extra_secrets=("client_id",),
     list_setting="data_slice_ids",
 )
 
