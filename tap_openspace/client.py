@@ -127,14 +127,33 @@ def as_text(value: t.Any) -> str | None:  # noqa: ANN401
 # --- paginators -----------------------------------------------------------------------------------
 
 
-class SpringPagePaginator(PageNumberPaginator):
-    """Spring Data pages: `page` from 0 until the body says it was the last (see `spring_page_is_last`)."""
+def announced_last_page(body: t.Any) -> int | None:  # noqa: ANN401
+    """The last page (from 0) a report body announces with `totalPages`, or None when it gives none."""
+    total_pages = body.get("totalPages") if isinstance(body, dict) else None
+    if isinstance(total_pages, int) and not isinstance(total_pages, bool):
+        return total_pages - 1
+    return None
 
-    def __init__(self) -> None:
+
+class SpringPagePaginator(PageNumberPaginator):
+    """Spring Data pages: `page` from 0 until the body says it was the last (see `spring_page_is_last`).
+
+    When there are more pages and the body announces how many (`totalPages`), `on_pages_known`
+    is told (next page, last page), so that they can be fetched ahead.
+    """
+
+    def __init__(self, on_pages_known: Callable[[int, int], None] | None = None) -> None:
         super().__init__(0)
+        self.on_pages_known = on_pages_known
 
     def has_more(self, response: requests.Response) -> bool:  # noqa: D102
-        return not spring_page_is_last(decoded_json(response), self.current_value)
+        body = decoded_json(response)
+        more = not spring_page_is_last(body, self.current_value)
+        if more and self.on_pages_known is not None:
+            last_page = announced_last_page(body)
+            if last_page is not None and last_page > self.current_value:
+                self.on_pages_known(self.current_value + 1, last_page)
+        return more
 
     def continue_if_empty(self, response: requests.Response) -> bool:  # noqa: D102
         return self.has_more(response)
@@ -145,6 +164,10 @@ class NewestFirstPaginator(SpringPagePaginator):
 
     Ending early is safe only if the server really sorted. When a page is not newest first (the
     server ignored `sort`), every remaining page is read and `on_unsorted` is called once.
+
+    Only a read without a floor (every capture) reads every page for sure, so only then is
+    `on_pages_known` told of the pages to come: with a floor, a page fetched ahead may be one
+    the read never gets to.
     """
 
     def __init__(
@@ -152,8 +175,9 @@ class NewestFirstPaginator(SpringPagePaginator):
         floor: str | None,
         times_of: Callable[[requests.Response], list[str | None]],
         on_unsorted: Callable[[], None],
+        on_pages_known: Callable[[int, int], None] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(on_pages_known if floor is None else None)
         self._floor = floor
         self._times_of = times_of
         self._on_unsorted = on_unsorted
@@ -212,8 +236,9 @@ class OpenSpaceStream(BaseAPIStream):
         """Stream hook: query parameters beyond paging."""
         return {}
 
-    def get_new_paginator(self) -> SpringPagePaginator:  # noqa: D102
-        return SpringPagePaginator()
+    def get_new_paginator(self) -> SpringPagePaginator:
+        """Spring pages; once a body says how many there are, the next ones are fetched ahead."""
+        return SpringPagePaginator(on_pages_known=self.fetch_pages_ahead)
 
     # --- responses ------------------------------------------------------------------------------
 
@@ -273,14 +298,18 @@ class OpenSpaceStream(BaseAPIStream):
         Fields the schema does not know are passed on: the SDK drops them with one warning that
         names them, so a new report column is noticed rather than silently lost.
         """
-        by_name = {snake_case(key): value for key, value in item.items()}
-        record = {name: by_name.pop(name, None) for name in self.schema["properties"]}
-        record.update(by_name)
+        record = dict.fromkeys(self._schema_fields)  # every schema field, in the schema's order
+        for key, value in item.items():
+            record[snake_case(key)] = value  # unknown names go last, in the report's order
         for name in self.text_fields:
             record[name] = as_text(record[name])
         for name in self.timestamp_fields:
             record[name] = self._timestamp_or_none(name, record[name])
         return record
+
+    @cached_property
+    def _schema_fields(self) -> tuple[str, ...]:
+        return tuple(self.schema["properties"])
 
     def _timestamp_or_none(self, name: str, value: t.Any) -> str | None:  # noqa: ANN401
         """A field's timestamp; an unreadable one becomes null with a warning, not a failed sync."""

@@ -85,7 +85,7 @@ class Videos360Stream(OpenSpaceStream):
         return {"sort": NEWEST_CAPTURES_FIRST}
 
     def get_new_paginator(self) -> NewestFirstPaginator:  # noqa: D102
-        return NewestFirstPaginator(self._floor, self._capture_times, self._warn_unsorted)
+        return NewestFirstPaginator(self._floor, self._capture_times, self._warn_unsorted, self.fetch_pages_ahead)
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """Captures from the newest down to the read floor; then, the read complete, the bookmark."""

@@ -19,7 +19,7 @@ from tap_wmspanel.client import (
 )
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
 
     import requests
     from singer_sdk.helpers.types import Context
@@ -118,16 +118,25 @@ def metric_number(value: object) -> int | float | None:
     return value if isinstance(value, float) and math.isfinite(value) else None
 
 
-def pivoted_days_to_long_rows(days: Iterable[Mapping[str, t.Any]], name_column: str) -> Iterator[dict[str, t.Any]]:
+def pivoted_days_to_long_rows(days: Sequence[Mapping[str, t.Any]], name_column: str) -> Iterator[dict[str, t.Any]]:
     """Turn WMSPanel's one object per day, one key per player or device, into one row per name.
 
     `{"Safari": 9, "date": "2014-10-17", "MSIE": 3}` becomes `{"date": "2014-10-17",
     <name_column>: "Safari", "connections": 9}` and the same for MSIE. `date` may be anywhere among
     the keys. A name reported as 0 gives a row with 0 (the API said so); names and days the API
     leaves out give no row. A value that is not a count is not a player or device, and is skipped.
+
+    Every day's date is read at once (a ValueError for a day without one, before any row), the
+    rows one at a time: a whole range of one slice is a hundred thousand rows and more.
     """
-    for day in days:
-        date = day_of(day.get("date"))
+    dates = [day_of(day.get("date")) for day in days]
+    return _long_rows(days, dates, name_column)
+
+
+def _long_rows(
+    days: Sequence[Mapping[str, t.Any]], dates: Sequence[str], name_column: str
+) -> Iterator[dict[str, t.Any]]:
+    for day, date in zip(days, dates, strict=True):
         for name, value in day.items():
             if name == "date":
                 continue
@@ -312,7 +321,7 @@ class PivotedStatsStream(DailyRangeStream):
 
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:  # noqa: D102
         try:
-            rows = list(pivoted_days_to_long_rows(self.days_of(response), self.name_column))
+            rows = pivoted_days_to_long_rows(self.days_of(response), self.name_column)
         except ValueError as problem:
             raise self.unexpected_day(response, problem) from None
         server_id = self.config.get("server_id")

@@ -10,6 +10,13 @@ those of a sequential sync: only the waiting overlaps.
 Workers send each request once; a failed one is retried by the sync itself with
 the usual backoff, when it comes to it. A 429 or 503 holds the shared gate, so
 every worker waits, not only the one that was told to.
+
+An answer waits for its turn as the bytes it came in: it is decoded (and its body
+checked) only when the sync takes it, in the sync's own thread, one at a time as
+in a sequential sync. The budget counts each answer at what it will cost decoded
+(`DECODED_FACTOR`), so an answer too big to be decoded beside others (a month of
+usage events) is not fetched ahead at all: the peak memory of a sync stays that
+of a sequential sync, plus a bounded amount.
 """
 
 from __future__ import annotations
@@ -25,14 +32,31 @@ if t.TYPE_CHECKING:
     import requests
 
 
+_worker = threading.local()
+
+
+def sending_ahead() -> bool:
+    """Whether this thread is a worker sending a request ahead (its answer then waits, undecoded)."""
+    return getattr(_worker, "active", False)
+
+
+def _mark_worker() -> None:
+    _worker.active = True
+
+
 def request_key(request: requests.PreparedRequest) -> tuple[str, str, bytes]:
     """What makes two requests the same request: method, URL and body."""
     body = request.body if isinstance(request.body, bytes) else str(request.body or "").encode()
     return (request.method or "GET", request.url or "", body)
 
 
-#: The most bytes of answers fetched ahead that may wait in memory (see `FetchAhead.has_room`).
+#: The memory answers fetched ahead may take, each counted at what it will cost once decoded, and
+#: each request still out as big as the last answer of its kind (see `FetchAhead.has_room`).
 HELD_BYTES = 16 << 20
+#: What an answer costs once decoded, in multiples of its bytes: its objects take about three times
+#: its bytes (26 MiB for the 8.4 MiB of a month of usage events), and the bytes are alive as well
+#: while it is decoded.
+DECODED_FACTOR = 4
 
 
 class RequestGate:
@@ -65,53 +89,64 @@ class FetchAhead:
         self.gate = RequestGate()
         self._lock = threading.Lock()
         self._waiting: dict[tuple[str, str, bytes], Future[requests.Response]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=max(1, max_in_flight - 1), thread_name_prefix="fetch-ahead")
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, max_in_flight - 1), thread_name_prefix="fetch-ahead", initializer=_mark_worker
+        )
         #: Nothing is sent ahead until a request has succeeded: with refused credentials
         #: a sync must stop after its one request, not after a burst of them.
         self.proven = False
         self._held: dict[tuple[str, str, bytes], int] = {}  # sizes of answers not yet taken
-        self._last_size = 0
+        #: The size of the last answer of each kind (a stream's name): a listing says nothing of
+        #: the size of what it lists, so each kind is sized by its own answers.
+        self._last_sizes: dict[str, int] = {}
 
     @property
     def enabled(self) -> bool:
         """Whether anything is fetched ahead at all."""
         return self.max_in_flight > 1
 
-    def has_room(self) -> bool:
-        """Whether another request may be sent ahead now.
+    def has_room(self, kind: str = "") -> bool:
+        """Whether another request of `kind` (a stream's name) may be sent ahead now.
 
-        Answers wait in memory until their turn, so besides the count, the bytes held
-        (plus, for each request still out, the size of the last answer) stay within
-        `HELD_BYTES`: big answers (a month of events) are fetched ahead fewer at a time,
-        and answers bigger than that not at all.
+        Answers wait in memory until their turn, so besides the count, the answers held
+        (plus, for each request still out, one the size of the last answer of `kind`),
+        counted at `DECODED_FACTOR` times their bytes, stay within `HELD_BYTES`: big answers
+        are fetched ahead fewer at a time, and answers of more than a quarter of it (a month
+        of usage events, say) not at all.
         """
         with self._lock:
-            return self._has_room()
+            return self._has_room(kind)
 
-    def _has_room(self) -> bool:
+    def _has_room(self, kind: str) -> bool:
         if len(self._waiting) >= self.max_in_flight - 1:
             return False
         pending = sum(1 for future in self._waiting.values() if not future.done())
         held = sum(self._held.values())
-        # Before any answer is known, the next one may be of any size: one at a time.
-        if self._last_size == 0 and self._waiting:
+        last_size = self._last_sizes.get(kind, 0)
+        # Before an answer of this kind is known, the next one may be of any size: one at a time.
+        if last_size == 0 and self._waiting:
             return False
-        return held + (pending + 1) * self._last_size <= HELD_BYTES
+        return (held + (pending + 1) * last_size) * DECODED_FACTOR <= HELD_BYTES
 
-    def submit(self, request: requests.PreparedRequest, send: Callable[[requests.PreparedRequest], requests.Response]) -> bool:
-        """Send `request` ahead unless it is already on its way or there is no room."""
+    def submit(
+        self,
+        request: requests.PreparedRequest,
+        send: Callable[[requests.PreparedRequest], requests.Response],
+        kind: str = "",
+    ) -> bool:
+        """Send `request` (of `kind`) ahead unless it is already on its way or there is no room."""
         key = request_key(request)
         with self._lock:
-            if not self.proven or key in self._waiting or not self._has_room():
+            if not self.proven or key in self._waiting or not self._has_room(kind):
                 return False
-            self._waiting[key] = self._pool.submit(self._send_after_gate, send, request)
+            self._waiting[key] = self._pool.submit(self._send_after_gate, send, request, kind)
         return True
 
-    def saw_answer(self, response: requests.Response) -> None:
+    def saw_answer(self, response: requests.Response, kind: str = "") -> None:
         """A request of the sync's own succeeded: fetching ahead may start, sized by this answer."""
         with self._lock:
             self.proven = True
-            self._last_size = len(response.content)
+            self._last_sizes[kind] = len(response.content)
 
     def take(self, request: requests.PreparedRequest) -> Future[requests.Response] | None:
         """The answer to `request` if it was sent ahead (it then leaves the waiting set)."""
@@ -128,13 +163,17 @@ class FetchAhead:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _send_after_gate(
-        self, send: Callable[[requests.PreparedRequest], requests.Response], request: requests.PreparedRequest
+        self,
+        send: Callable[[requests.PreparedRequest], requests.Response],
+        request: requests.PreparedRequest,
+        kind: str,
     ) -> requests.Response:
         self.gate.wait()
         response = send(request)
+        size = len(response.content)
         key = request_key(request)
         with self._lock:
             if key in self._waiting:  # not yet taken: it waits in memory
-                self._held[key] = len(response.content)
-            self._last_size = len(response.content)
+                self._held[key] = size
+            self._last_sizes[kind] = size
         return response

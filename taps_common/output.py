@@ -43,23 +43,6 @@ def encode_json(value: t.Any) -> bytes:  # noqa: ANN401
     return orjson.dumps(value, default=_json_default)
 
 
-class ExtractionClock:
-    """`time_extracted` as text, recomputed at most once a millisecond (it is per record)."""
-
-    def __init__(self) -> None:
-        self._at = 0.0
-        self._text = b""
-
-    def now(self) -> bytes:
-        """The current UTC time in the SDK's form, as JSON string bytes."""
-        moment = time.time()
-        if moment - self._at >= 0.001:  # noqa: PLR2004
-            self._at = moment
-            stamp = datetime.fromtimestamp(moment, tz=timezone.utc).isoformat(timespec="microseconds")
-            self._text = b'"' + stamp.encode() + b'"'
-        return self._text
-
-
 class BufferedSingerWriter(SingerWriter):
     """Singer messages to stdout through a buffer; see the module docstring."""
 
@@ -67,8 +50,10 @@ class BufferedSingerWriter(SingerWriter):
         super().__init__()
         self._chunks: list[bytes] = []
         self._size = 0
-        self._clock = ExtractionClock()
         self._heads: dict[str, bytes] = {}
+        #: The end of a RECORD line (version and time extracted) per version, as of `_extracted_at`.
+        self._tails: dict[int | None, bytes] = {}
+        self._extracted_at = 0.0
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -78,14 +63,35 @@ class BufferedSingerWriter(SingerWriter):
             self.flush()
 
     def write_record(self, stream: str, record: dict[str, t.Any], version: int | None) -> None:
-        """One RECORD line, written without building a message object."""
+        """One RECORD line, written without building a message object.
+
+        Per record, only the record itself is serialised: the start of the line is kept per
+        stream, its end per version. `time_extracted` is read from the clock at most once a
+        millisecond (it is per record, and a millisecond holds many).
+        """
         head = self._heads.get(stream)
         if head is None:
             head = self._heads[stream] = b'{"type":"RECORD","stream":' + encode_json(stream) + b',"record":'
-        tail = b',"time_extracted":' + self._clock.now() + b"}\n"
+        moment = time.time()
+        if moment - self._extracted_at >= 0.001:  # noqa: PLR2004
+            self._extracted_at = moment
+            self._tails.clear()
+        tail = self._tails.get(version)
+        if tail is None:
+            tail = self._tails[version] = self._record_tail(version)
+        line = head + orjson.dumps(record, default=_json_default) + tail
+        self._chunks.append(line)
+        self._size += len(line)
+        if self._size >= FLUSH_BYTES:
+            self.flush()
+
+    def _record_tail(self, version: int | None) -> bytes:
+        """The end of a RECORD line: the version, if any, and `time_extracted` in the SDK's form."""
+        stamp = datetime.fromtimestamp(self._extracted_at, tz=timezone.utc).isoformat(timespec="microseconds")
+        tail = b',"time_extracted":"' + stamp.encode() + b'"}\n'
         if version is not None:
             tail = b',"version":' + str(version).encode() + tail
-        self._append(head + orjson.dumps(record, default=_json_default) + tail)
+        return tail
 
     def flush(self) -> None:
         """Write out everything waiting."""

@@ -9,6 +9,7 @@ It knows no vendor: each vendor's client sets `vendor_name` and the hooks.
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import random
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from urllib.parse import urlparse
 import backoff
 import orjson
 import requests
-from singer_sdk import RESTStream
+from singer_sdk import RESTStream, metrics
 from singer_sdk.streams.rest import PageContext
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.mapper import SameRecordTransform
@@ -31,9 +32,9 @@ from taps_common.errors import (
     APIUnavailableError,
     CredentialsError,
 )
-from taps_common.fetch_ahead import FetchAhead
+from taps_common.fetch_ahead import FetchAhead, sending_ahead
 from taps_common.output import BufferedSingerWriter
-from taps_common.records import numbers_from_text
+from taps_common.records import number_fields, numbers_from_text
 from taps_common.redaction import redact
 from taps_common.retry import RETRIABLE_EXCEPTIONS, RetryPolicy, retry_after_of, wait_generator
 from taps_common.timestamps import parse_timestamp, to_utc_iso, utc_now
@@ -48,6 +49,32 @@ _BODY_EXCERPT_CHARS = 300
 _DECODED_ATTRIBUTE = "_taps_common_json"
 
 
+#: Before a body this big is decoded, the memory the allocator holds free goes back to the system
+#: (see `release_free_memory`).
+LARGE_BODY_BYTES = 1 << 20
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc
+    except (OSError, AttributeError, TypeError):  # another C library, or no way to load one
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Hand the pages the C allocator holds free back to the system (glibc; elsewhere nothing).
+
+    A big answer's objects are freed in pieces scattered over the heap, which the allocator keeps:
+    without this, each big answer read leaves the process a little bigger than the one before
+    (about 1 MiB per month of usage events), and its peak grows with the number of answers.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 def decoded_json(response: requests.Response) -> t.Any:  # noqa: ANN401
     """The response body as JSON, decoded once (in `validate_response`) and cached.
 
@@ -55,6 +82,8 @@ def decoded_json(response: requests.Response) -> t.Any:  # noqa: ANN401
         ValueError: when the body is not JSON (orjson's error is a ValueError).
     """
     if not hasattr(response, _DECODED_ATTRIBUTE):
+        if len(response.content) > LARGE_BODY_BYTES:
+            release_free_memory()  # what the last big answer left behind, before this one is built
         setattr(response, _DECODED_ATTRIBUTE, orjson.loads(response.content))
     return getattr(response, _DECODED_ATTRIBUTE)
 
@@ -118,6 +147,25 @@ class TotalPagesPaginator(PageNumberPaginator):
 
     def continue_if_empty(self, response: requests.Response) -> bool:  # noqa: D102
         return self.has_more(response)
+
+
+class RecordCounter(metrics.Counter):
+    """The SDK's record counter (`record_count` logged every `log_interval` seconds), cheaper per record.
+
+    The SDK's reads the clock at every record; this one every `CLOCK_EVERY` records, so the count
+    is logged as often, at most that many records late.
+    """
+
+    CLOCK_EVERY = 1000
+    _until_clock = CLOCK_EVERY
+
+    def increment(self, value: int = 1) -> None:  # noqa: D102
+        self.value += value
+        self._until_clock -= 1
+        if self._until_clock <= 0:
+            self._until_clock = self.CLOCK_EVERY
+            if self._ready_to_log():
+                self._pop()
 
 
 @dataclass(frozen=True)
@@ -261,7 +309,9 @@ class BaseAPIStream(RESTStream):
         """Sort a response into retriable, credential, other client errors, or good.
 
         A good response's JSON is decoded here, inside the retry loop, so that a
-        truncated or malformed body is retried like a dropped connection.
+        truncated or malformed body is retried like a dropped connection. An answer
+        fetched ahead is decoded when the sync takes it (`_request`), within the
+        sync's own retries all the same.
         """
         status = response.status_code
         if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
@@ -277,6 +327,11 @@ class BaseAPIStream(RESTStream):
             raise APIRequestError(msg)
         if status >= HTTPStatus.BAD_REQUEST:
             raise APIRequestError(self.response_error_message(response))
+        if not sending_ahead():  # an answer fetched ahead is decoded when the sync takes it
+            self.validate_response_content(response)
+
+    def validate_response_content(self, response: requests.Response) -> None:
+        """Decode a good response's JSON and let the vendor check the body (`validate_response_body`)."""
         if self.decode_json_bodies:
             try:
                 decoded_json(response)
@@ -334,20 +389,27 @@ class BaseAPIStream(RESTStream):
         self, total_pages_of: Callable[[requests.Response], int], first_page: int = 1
     ) -> TotalPagesPaginator:
         """A `TotalPagesPaginator` whose next pages are fetched ahead once their count is known."""
-        return TotalPagesPaginator(total_pages_of, first_page, on_pages_known=self._fetch_pages_ahead)
+        return TotalPagesPaginator(total_pages_of, first_page, on_pages_known=self.fetch_pages_ahead)
 
-    def request_records(self, context: Context | None) -> Iterable[dict]:  # noqa: D102
-        self._paging_context = context  # the context of the pages being read, for fetching ahead
-        yield from super().request_records(context)
+    def request_records(self, context: Context | None) -> Iterable[dict]:
+        """The SDK's records of `context`'s pages; their context is kept for fetching pages ahead.
+
+        Not a generator of its own (one layer less per record): every caller reads the records at
+        once, so the context kept is the one of the pages being read.
+        """
+        self._paging_context = context
+        return super().request_records(context)
 
     def _request(self, prepared_request: requests.PreparedRequest, context: Context | None) -> requests.Response:
         ahead = self.fetch_ahead
         future = ahead.take(prepared_request) if ahead is not None else None
         if future is not None:
-            return future.result()  # a failure is retried by the caller, as if sent now
+            response = future.result()  # a failure is retried by the caller, as if sent now
+            self.validate_response_content(response)  # decoded now, in turn: a bad body is retried too
+            return response
         response = super()._request(prepared_request, context)
         if ahead is not None:
-            ahead.saw_answer(response)  # the credentials and the URL work: fetching ahead may start
+            ahead.saw_answer(response, self.name)  # the credentials and the URL work: fetching ahead may start
         return response
 
     def _send_ahead(self, context: Context | None) -> Callable[[requests.PreparedRequest], requests.Response]:
@@ -375,15 +437,21 @@ class BaseAPIStream(RESTStream):
         }
         return self.build_prepared_request(**kwargs)
 
-    def _fetch_pages_ahead(self, next_page: int, last_page: int) -> None:
+    def fetch_pages_ahead(self, next_page: int, last_page: int) -> None:
+        """Send the requests of pages `next_page` to `last_page` (page numbers) early, as room allows.
+
+        For paginators that learn the page count from a response (`on_pages_known`), called
+        while a page of the stream is being read.
+        """
         ahead = self.fetch_ahead
         if ahead is None:
             return
         context = self._paging_context
         for page in range(next_page, last_page + 1):
-            if not ahead.has_room():
+            if not ahead.has_room(self.name):
                 return
-            ahead.submit(self._prepared_request_for(PageContext(context, page)), self._send_ahead(context))
+            request = self._prepared_request_for(PageContext(context, page))
+            ahead.submit(request, self._send_ahead(context), self.name)
 
     #: Set by the parent stream: this stream's partitions in the order they will be synced.
     upcoming_partitions: t.Sequence[dict] = ()
@@ -407,14 +475,14 @@ class BaseAPIStream(RESTStream):
         if ahead is not None and context in partitions:
             following = partitions[partitions.index(context) + 1 :]
             for partition in following:
-                if not ahead.has_room():
+                if not ahead.has_room(self.name):
                     break
                 request_context = self.first_request_context(partition)
                 if request_context is not None:
                     paginator = self.get_new_paginator()
                     token = paginator.current_value if paginator is not None else None
                     page = PageContext(request_context, token)
-                    ahead.submit(self._prepared_request_for(page), self._send_ahead(request_context))
+                    ahead.submit(self._prepared_request_for(page), self._send_ahead(request_context), self.name)
         return context
 
     def first_request_context(self, context: Context) -> Context | None:
@@ -477,12 +545,13 @@ class BaseAPIStream(RESTStream):
         start of the window it was in, and loses nothing.
         """
         windows = list(windows)
+        key = self.replication_key
         for index, window in enumerate(windows):
             self._fetch_windows_ahead(context, windows[index + 1 :])
             newest: str | None = None
             for record in read_window(window):
                 yield record
-                value = record.get(self.replication_key) if self.replication_key else None
+                value = record.get(key) if key else None
                 if value is not None and (newest is None or value > newest):
                     newest = value
             if newest is not None:
@@ -494,13 +563,13 @@ class BaseAPIStream(RESTStream):
         if ahead is None or type(self).window_request_context is BaseAPIStream.window_request_context:
             return
         for window in upcoming:
-            if not ahead.has_room():
+            if not ahead.has_room(self.name):
                 return
             request_context = self.window_request_context(context, window)
             paginator = self.get_new_paginator()
             token = paginator.current_value if paginator is not None else None
             page = PageContext(request_context, token)
-            ahead.submit(self._prepared_request_for(page), self._send_ahead(request_context))
+            ahead.submit(self._prepared_request_for(page), self._send_ahead(request_context), self.name)
 
     def checkpoint(self, context: Context | None, value: str) -> None:
         """Move the bookmark forward to `value` (never past the sync's end) and emit STATE."""
@@ -542,7 +611,15 @@ class BaseAPIStream(RESTStream):
 
         Streams that override this call it too (`super().post_process(...)`).
         """
-        return numbers_from_text(row, self)
+        for name in self._number_properties:
+            if type(row.get(name)) is str:
+                return numbers_from_text(row, self)
+        return row
+
+    @cached_property
+    def _number_properties(self) -> tuple[str, ...]:
+        """The top-level properties `numbers_from_text` reads (integer or number, never string)."""
+        return tuple(name for name, _ in number_fields(self.schema))
 
     def _process_record(
         self,
@@ -568,9 +645,17 @@ class BaseAPIStream(RESTStream):
             value = record.get(name)
             if value is not None and not isinstance(value, bool):
                 record[name] = value != 0
-        writer = t.cast("BufferedSingerWriter", self._tap.message_writer)
-        writer.write_record(self.name, record, self._stream_version)
+        self._tap.message_writer.write_record(self.name, record, self._stream_version)  # a BufferedSingerWriter
         self.state_manager.is_flushed = False
+
+    def get_record_counter(
+        self, *, endpoint: str | None = None, log_interval: float = metrics.DEFAULT_LOG_INTERVAL
+    ) -> metrics.Counter:
+        """The SDK's record counter, looking at the clock once every `RecordCounter.CLOCK_EVERY` records."""
+        tags: dict[str, t.Any] = {metrics.Tag.STREAM: self.name}
+        if endpoint:
+            tags[metrics.Tag.ENDPOINT] = endpoint
+        return RecordCounter(metrics.Metric.RECORD_COUNT, tags, log_interval=log_interval)
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
         # Windowed streams move the bookmark in `checkpoint` only; the SDK's

@@ -11,7 +11,8 @@ import requests
 
 from emulators.framework import EmulatorServer, Fault
 from emulators.unleash import UnleashEmulator
-from taps_common.fetch_ahead import FetchAhead, RequestGate
+from taps_common.fetch_ahead import DECODED_FACTOR, HELD_BYTES, FetchAhead, RequestGate, sending_ahead
+from taps_common.rest import BaseAPIStream
 from tap_unleash.tap import TapUnleash
 from tests.helpers import run_sync, without_clock_values
 
@@ -111,11 +112,9 @@ def test_no_more_requests_in_flight_than_allowed() -> None:
 
 
 def test_big_answers_are_fetched_ahead_fewer_at_a_time() -> None:
-    from taps_common.fetch_ahead import HELD_BYTES  # noqa: PLC0415
-
     ahead = FetchAhead(8)
     big = requests.Response()
-    big._content = b"x" * (HELD_BYTES // 3 + 1)  # noqa: SLF001
+    big._content = b"x" * (HELD_BYTES // DECODED_FACTOR // 3 + 1)  # noqa: SLF001  (a third of the budget, decoded)
 
     made = [requests.Request("GET", f"http://x.test/{n}").prepare() for n in range(4)]
     ahead.saw_answer(big)  # the sync's own answer was this big
@@ -130,4 +129,108 @@ def test_big_answers_are_fetched_ahead_fewer_at_a_time() -> None:
     assert not ahead.has_room()  # a third would pass the budget
     assert ahead.take(made[0]) is not None
     assert ahead.has_room()  # taking one frees its bytes
+    ahead.close()
+
+
+def test_an_answer_too_big_once_decoded_is_not_fetched_ahead() -> None:
+    # Its bytes fit the budget four times over, but decoded it would not: a month of usage
+    # events is read one window at a time, as in a sequential sync.
+    ahead = FetchAhead(8)
+    answer = requests.Response()
+    answer._content = b"x" * (HELD_BYTES // DECODED_FACTOR + 1)  # noqa: SLF001
+    ahead.saw_answer(answer)
+    assert not ahead.has_room()
+    assert not ahead.submit(requests.Request("GET", "http://x.test/1").prepare(), lambda request: answer)
+    small = requests.Response()
+    small._content = b"x" * (HELD_BYTES // DECODED_FACTOR)  # noqa: SLF001
+    ahead.saw_answer(small)
+    assert ahead.has_room()
+    ahead.close()
+
+
+def test_answers_fetched_ahead_wait_undecoded_and_are_decoded_in_the_syncs_turn(
+    server: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent_by: list[str] = []
+    decoded_by: list[str] = []
+    send = requests.Session.send
+    check = BaseAPIStream.validate_response_content
+
+    def recording_send(session: requests.Session, *args: t.Any, **kwargs: t.Any) -> requests.Response:  # noqa: ANN401
+        sent_by.append("worker" if sending_ahead() else "sync")
+        return send(session, *args, **kwargs)
+
+    def recording_check(stream: BaseAPIStream, response: requests.Response) -> None:
+        decoded_by.append("worker" if sending_ahead() else "sync")
+        check(stream, response)
+
+    monkeypatch.setattr(requests.Session, "send", recording_send)
+    monkeypatch.setattr(BaseAPIStream, "validate_response_content", recording_check)
+    expected = run_sync(TapUnleash, config(server, 1))
+    sent_by.clear()
+    decoded_by.clear()
+    ahead = run_sync(TapUnleash, config(server, 4))
+    assert sent_by.count("worker") > 10  # most requests went ahead
+    assert decoded_by == ["sync"] * len(sent_by)  # every answer decoded once, by the sync itself
+    assert without_clock_values(ahead.messages) == without_clock_values(expected.messages)
+
+
+def test_a_malformed_body_fetched_ahead_is_retried_when_its_turn_comes(server: EmulatorServer) -> None:
+    app = t.cast("UnleashEmulator", server.app)
+    expected = run_sync(TapUnleash, config(server, 1))
+    app.reset_requests()
+    app.inject_many([Fault(kind="malformed", path_regex=r"/2$"), Fault(kind="empty", path_regex=r"/3$")])
+    result = run_sync(TapUnleash, config(server, 4))
+    assert without_clock_values(result.messages) == without_clock_values(expected.messages)
+    assert app.pending_faults == 0
+    assert app.request_count(r"/2$") >= 2  # the malformed page was asked again
+
+
+def test_before_a_large_body_is_decoded_free_memory_goes_back_to_the_system(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from taps_common import rest  # noqa: PLC0415
+
+    released: list[bool] = []
+    monkeypatch.setattr(rest, "release_free_memory", lambda: released.append(True))
+    small, large = requests.Response(), requests.Response()
+    small._content = b'{"items": []}'  # noqa: SLF001
+    large._content = b'{"items": [' + b"0," * (rest.LARGE_BODY_BYTES // 2) + b"0]}"  # noqa: SLF001
+    assert rest.decoded_json(small) == {"items": []}
+    assert released == []
+    assert len(rest.decoded_json(large)["items"]) == rest.LARGE_BODY_BYTES // 2 + 1
+    assert released == [True]
+
+
+def test_releasing_free_memory_never_fails() -> None:
+    from taps_common.rest import release_free_memory  # noqa: PLC0415
+
+    release_free_memory()  # glibc's malloc_trim where there is one, else nothing
+
+
+def test_each_kind_of_answer_is_sized_by_its_own_answers() -> None:
+    # A small listing (data slices) says nothing of the size of what it lists (a slice's whole
+    # range): until an answer of that kind is known, its requests go ahead one at a time.
+    ahead = FetchAhead(8)
+    release = threading.Event()
+    listing = requests.Response()
+    listing._content = b"[]"  # noqa: SLF001
+    big = requests.Response()
+    big._content = b"x" * (HELD_BYTES // DECODED_FACTOR // 2 + 1)  # noqa: SLF001
+
+    def send(request: requests.PreparedRequest) -> requests.Response:
+        release.wait(5)
+        return big
+
+    made = [requests.Request("GET", f"http://x.test/stats/{n}").prepare() for n in range(4)]
+    ahead.saw_answer(listing, "data_slices")
+    assert ahead.has_room("data_slices")
+    assert ahead.submit(made[0], send, "stats")  # unknown size: one may go
+    assert not ahead.submit(made[1], send, "stats")  # but only one, until its size is known
+    release.set()
+    ahead.take(made[0]).result()  # type: ignore[union-attr]
+    ahead.saw_answer(big, "stats")  # half the budget, decoded: one more fits, not two
+    assert ahead.submit(made[1], send, "stats")
+    assert not ahead.submit(made[2], send, "stats")
+    assert ahead.has_room("data_slices")  # small answers still fit beside it
     ahead.close()

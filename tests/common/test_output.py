@@ -96,3 +96,45 @@ def test_plan_knows_top_level_booleans_and_refuses_nested_ones() -> None:
     assert plan.boolean_properties == ("on",)
     nested = {"properties": {"o": {"type": "object", "properties": {"on": {"type": "boolean"}}}}}
     assert direct_record_plan(nested) is None
+
+
+def test_the_record_counter_logs_like_the_sdks_looking_at_the_clock_once_a_thousand_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from singer_sdk import metrics  # noqa: PLC0415
+
+    from taps_common.rest import RecordCounter  # noqa: PLC0415
+
+    logged: list[tuple[str, int, str]] = []
+    monkeypatch.setattr(metrics, "log", lambda logger, point: logged.append((point.metric, point.value, point.tags["stream"])))
+    with RecordCounter(metrics.Metric.RECORD_COUNT, {"stream": "s"}, log_interval=0) as counter:
+        for _ in range(RecordCounter.CLOCK_EVERY - 1):
+            counter.increment()
+        assert logged == []  # due (interval 0), but the clock was not looked at yet
+        counter.increment()
+        assert logged == [(metrics.Metric.RECORD_COUNT, RecordCounter.CLOCK_EVERY, "s")]
+        for _ in range(5):
+            counter.increment()
+    assert logged[-1][1] == 5  # the rest is logged at the end, as the SDK's counter does
+
+
+def test_streams_count_their_records_with_it(server: EmulatorServer) -> None:
+    from taps_common.rest import RecordCounter  # noqa: PLC0415
+
+    tap = TapUnleash(config={"api_url": f"{server.url}/v1", "access_token": "t", "start_date": "2000-01-01"})
+    assert all(isinstance(stream.get_record_counter(), RecordCounter) for stream in tap.streams.values())
+
+
+def test_time_extracted_is_read_again_after_a_millisecond_and_versions_keep_their_own_ends() -> None:
+    import time  # noqa: PLC0415
+
+    writer = CapturingWriter()
+    writer.write_record("s", {"id": 1}, 7)
+    writer.write_record("s", {"id": 2}, None)
+    time.sleep(0.002)
+    writer.write_record("s", {"id": 3}, 7)
+    writer.flush()
+    first, second, third = writer.messages
+    assert (first["version"], "version" in second, third["version"]) == (7, False, 7)
+    assert third["time_extracted"] > first["time_extracted"]
+    assert [m["record"]["id"] for m in writer.messages] == [1, 2, 3]

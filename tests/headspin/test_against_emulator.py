@@ -12,13 +12,15 @@ from singer_sdk.testing import get_tap_test_class
 
 from emulators.framework import EmulatorServer, Fault
 from emulators.headspin import HeadSpinEmulator
+from taps_common import fetch_ahead
 from taps_common.errors import APIUnavailableError
+from taps_common.fetch_ahead import FetchAhead
 from taps_common.timestamps import parse_timestamp, utc_now
 from tap_headspin.streams import GROUPING_STREAMS, LEGACY_STREAMS, LEGACY_METRICS
 from tap_headspin.tap import GROUPINGS, TapHeadSpin
 from tests.contract import assert_keys_declared_in_schemas, assert_primary_keys_unique_and_present
 from tests.headspin.support import in_the_newest_bin
-from tests.helpers import CapturingWriter, DyingWriter, Killed, run_sync
+from tests.helpers import CapturingWriter, DyingWriter, Killed, run_sync, without_clock_values
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -365,3 +367,54 @@ def test_a_sync_killed_in_the_middle_of_a_window_loses_no_event(server: Emulator
 
     keys = {tuple(r[k] for k in EVENT_KEY) for r in written + resumed.records["usage_events"]}
     assert keys == truth
+
+
+# --- fetching ahead -----------------------------------------------------------------------------
+
+
+def event_windows_sent_ahead(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URLs of the event requests sent ahead from now on."""
+    sent: list[str] = []
+    submit = FetchAhead.submit
+
+    def recording_submit(ahead: FetchAhead, request: t.Any, *args: t.Any) -> bool:  # noqa: ANN401
+        accepted = submit(ahead, request, *args)
+        if accepted and "/v2/usage/event" in request.url:
+            sent.append(request.url)
+        return accepted
+
+    monkeypatch.setattr(FetchAhead, "submit", recording_submit)
+    return sent
+
+
+def test_event_windows_fetched_ahead_give_what_a_sequential_sync_gives(
+    server: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = t.cast("HeadSpinEmulator", server.app)
+    config = tap_config(server, events_window_days=1, groupings=["org"])
+    sequential = run_sync(TapHeadSpin, config)
+    asked = sorted(request.raw_path for request in app.requests)
+    app.reset_requests()
+    sent_ahead = event_windows_sent_ahead(monkeypatch)
+    ahead = run_sync(TapHeadSpin, {**config, "concurrent_requests": 4})
+    assert without_clock_values(ahead.messages) == without_clock_values(sequential.messages)
+    assert sorted(request.raw_path for request in app.requests) == asked
+    assert len(sent_ahead) >= 4  # six one-day windows: all but the first ones went ahead
+
+
+def test_event_windows_too_big_once_decoded_are_read_in_their_turn(
+    server: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A month of events is several MiB, which decoded takes about four times as much: such windows
+    # are not held ahead. Here the budget is shrunk below one small window, decoded.
+    app = t.cast("HeadSpinEmulator", server.app)
+    config = tap_config(server, events_window_days=1, groupings=["org"])
+    sequential = run_sync(TapHeadSpin, config)
+    windows = app.request_count("^/v2/usage/event")
+    app.reset_requests()
+    monkeypatch.setattr(fetch_ahead, "HELD_BYTES", 4 * 1000)
+    sent_ahead = event_windows_sent_ahead(monkeypatch)
+    ahead = run_sync(TapHeadSpin, {**config, "concurrent_requests": 4})
+    assert without_clock_values(ahead.messages) == without_clock_values(sequential.messages)
+    assert len(sent_ahead) <= 1  # only before the size of an events window is known
+    assert app.request_count("^/v2/usage/event") == windows > 4  # one per window, none more

@@ -9,12 +9,13 @@ import typing as t
 import pytest
 from singer_sdk.testing import get_tap_test_class
 
-from emulators.framework import EmulatorServer, Fault
+from emulators.framework import EmulatorServer, Fault, Request, Response
 from emulators.openspace import OpenSpaceEmulator
+from taps_common.fetch_ahead import FetchAhead, RequestGate
 from taps_common.errors import APIRequestError, APIUnavailableError
 from tap_openspace.tap import TapOpenSpace
 from tests.contract import assert_keys_declared_in_schemas, assert_primary_keys_unique_and_present
-from tests.helpers import CapturingWriter, run_sync
+from tests.helpers import CapturingWriter, run_sync, without_clock_values
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -311,6 +312,107 @@ def test_memberships_that_need_orgs_are_read_per_org_id(server: EmulatorServer) 
     )
     with pytest.raises(APIRequestError, match="Set `org_ids`"):
         run_sync(TapOpenSpace, tap_config(server))
+
+
+# --- fetching ahead -------------------------------------------------------------------------
+
+
+def pages_sent_ahead(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URLs of the requests sent ahead from now on (accepted by `FetchAhead.submit`)."""
+    sent: list[str] = []
+    submit = FetchAhead.submit
+
+    def recording_submit(ahead: FetchAhead, request: t.Any, *args: t.Any) -> bool:  # noqa: ANN401
+        accepted = submit(ahead, request, *args)
+        if accepted:
+            sent.append(request.url)
+        return accepted
+
+    monkeypatch.setattr(FetchAhead, "submit", recording_submit)
+    return sent
+
+
+def requests_made(app: OpenSpaceEmulator) -> list[str]:
+    return sorted(request.raw_path for request in app.requests)
+
+
+def test_a_full_read_fetches_the_announced_pages_ahead_and_emits_what_a_sequential_read_does(
+    server: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = t.cast("OpenSpaceEmulator", server.app)
+    sequential = run_sync(TapOpenSpace, tap_config(server, concurrent_requests=1))
+    asked_sequentially = requests_made(app)
+    app.reset_requests()
+    sent_ahead = pages_sent_ahead(monkeypatch)
+    ahead = run_sync(TapOpenSpace, tap_config(server, concurrent_requests=4))
+    # Every message in the same order (records, their order, every STATE), and the same requests.
+    assert without_clock_values(ahead.messages) == without_clock_values(sequential.messages)
+    assert requests_made(app) == asked_sequentially
+    video_pages = pages(app.record_count("360-videos"))
+    assert len([url for url in sent_ahead if "360-videos" in url]) == video_pages - 1  # all but the first
+    assert any("field-notes" in url for url in sent_ahead)  # full-table reports page ahead too
+
+
+def test_an_incremental_read_fetches_no_page_ahead(server: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = t.cast("OpenSpaceEmulator", server.app)
+    videos_only = tap_config(server)
+    first = run_sync(TapOpenSpace, videos_only)
+    newest = dt.datetime.fromisoformat(video_bookmark(first.final_state))
+    app.add_videos([newest + dt.timedelta(minutes=n) for n in range(1, 80)])
+    app.reset_requests()
+    sequential = run_sync(TapOpenSpace, tap_config(server, concurrent_requests=1), state=first.final_state)
+    asked_sequentially = requests_made(app)
+    app.reset_requests()
+    sent_ahead = pages_sent_ahead(monkeypatch)
+    ahead = run_sync(TapOpenSpace, tap_config(server, concurrent_requests=8), state=first.final_state)
+    assert without_clock_values(ahead.messages) == without_clock_values(sequential.messages)
+    assert requests_made(app) == asked_sequentially  # not one page more than the read needs
+    assert app.request_count("360-videos$") == 80 // CAP + 1
+    assert not [url for url in sent_ahead if "360-videos" in url]
+
+
+def test_a_start_date_read_fetches_no_page_ahead(server: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = t.cast("OpenSpaceEmulator", server.app)
+    captures = newest_first(app)
+    start_date = captures[len(captures) // 3]["video_start"]
+    sent_ahead = pages_sent_ahead(monkeypatch)
+    run_sync(TapOpenSpace, tap_config(server, start_date=start_date))
+    assert app.request_count("360-videos$") == len([r for r in captures if r["video_start"] >= start_date]) // CAP + 1
+    assert not [url for url in sent_ahead if "360-videos" in url]
+
+
+class _TooManyRequestsOnce(OpenSpaceEmulator):
+    """Answers 429 with `Retry-After: 0.3` the first time page 5 of the 360 videos is asked."""
+
+    refused = False
+
+    def handle(self, request: Request) -> Response:
+        if request.path.endswith("360-videos") and request.query.get("page") == ["5"] and not self.refused:
+            self.refused = True
+            return Response.json({"status": 429, "error": "Too Many Requests"}, 429, {"Retry-After": "0.3"})
+        return super().handle(request)
+
+
+def test_a_429_on_a_page_fetched_ahead_holds_every_worker_and_loses_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = _TooManyRequestsOnce(seed=11, videos=240, max_page_size=CAP)
+    holds: list[float] = []
+    hold = RequestGate.hold
+    sent_ahead = pages_sent_ahead(monkeypatch)
+    monkeypatch.setattr(RequestGate, "hold", lambda gate, seconds: (holds.append(seconds), hold(gate, seconds)))
+    with EmulatorServer(app) as running:
+        result = run_sync(TapOpenSpace, tap_config(running, concurrent_requests=4))
+    assert app.refused
+    assert any("page=5&" in url and "360-videos" in url for url in sent_ahead)  # page 5 went ahead
+    assert any(0.3 <= seconds <= 0.34 for seconds in holds), holds  # the gate held every worker
+    assert result.records["videos_360"] == newest_first_as_served(app)
+
+
+def newest_first_as_served(app: OpenSpaceEmulator) -> list[dict[str, t.Any]]:
+    """The captures in the order the emulator serves them newest first (its ties in its own order)."""
+    with EmulatorServer(OpenSpaceEmulator(seed=11, videos=240, max_page_size=CAP, anchor=app.anchor)) as running:
+        return run_sync(TapOpenSpace, tap_config(running, concurrent_requests=1)).records["videos_360"]
 
 
 def test_transient_failures_are_retried_and_lose_nothing(

@@ -114,6 +114,21 @@ def test_a_day_without_a_readable_date_cannot_be_placed() -> None:
     assert day_of("2014-10-17T00:00:00Z") == "2014-10-17"
 
 
+def test_a_day_without_a_date_stops_the_answer_before_any_of_its_rows() -> None:
+    # The rows of a whole range come one at a time, but every day is placed first: an answer
+    # whose last day has no date gives no row at all, rather than some rows and then an error.
+    days = [*DOCS_PLAYERS_DAYS, {"Flash": 1}]
+    with pytest.raises(ValueError, match="without a readable `date`"):
+        pivoted_days_to_long_rows(days, "player")
+
+
+def test_rows_come_one_at_a_time() -> None:
+    rows = pivoted_days_to_long_rows(DOCS_PLAYERS_DAYS, "player")
+    assert not isinstance(rows, list)  # a range of one slice can be a hundred thousand rows
+    assert next(rows) == {"date": "2014-10-17", "player": "Safari", "connections": 9}
+    assert len(list(rows)) == 7
+
+
 def test_stats_days_reads_a_list_a_date_keyed_object_or_nothing() -> None:
     assert stats_days({"status": "Ok", "stats": DOCS_PLAYERS_DAYS}) == DOCS_PLAYERS_DAYS
     assert stats_days({"status": "Ok"}) == []
