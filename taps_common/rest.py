@@ -294,8 +294,10 @@ class BaseAPIStream(RESTStream):
                 raise APIUnavailableError(msg) from None
             except RETRIABLE_EXCEPTIONS as failure:
                 host = urlparse(self.url_base).netloc
+                request = args[0] if args else None  # `_request(prepared_request, context)`
+                path = urlparse(request.url).path if isinstance(request, requests.PreparedRequest) else self.path
                 msg = (
-                    f"{self.vendor_name}: could not reach {host} for {self.path}: "
+                    f"{self.vendor_name}: could not reach {host} for {path}: "
                     f"{describe_network_failure(failure)} (gave up after {tries} tries). "
                     "Check the api_url setting and the network."
                 )

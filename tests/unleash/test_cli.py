@@ -89,6 +89,15 @@ def test_nothing_listening(tmp_path: Path) -> None:
     assert_no_secret(run, "legacy-secret-key")
 
 
+def test_connection_test_with_nothing_listening_names_the_path_it_asked(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = run_tap_cli("tap-unleash", config(f"http://127.0.0.1:{port}", api_key="legacy-secret-key"), tmp_path, "--test")
+    assert run.returncode == 1
+    assert "could not reach" in run.stderr and "for /v1/analytics/version:" in run.stderr, run.stderr
+
+
 def test_bad_settings_fail_before_any_request_without_a_traceback(server: EmulatorServer, tmp_path: Path) -> None:
     run = run_tap_cli("tap-unleash", {**config(server.url, access_token=GOOD_TOKEN), "end_date": "1999-01-01"}, tmp_path)
     assert run.returncode == 1
