@@ -74,7 +74,6 @@ class AirbyteMessageWriter(BufferedSingerWriter):
         super().__init__()
         self._protocol = protocol
         self._lock = threading.RLock()
-        self._record_heads: dict[str, bytes] = {}
         #: Streams whose bookmarks become STATE messages (incremental reads with a cursor).
         self.state_streams: set[str] = set()
         #: The last stream state written (or received) per stream.
@@ -92,10 +91,9 @@ class AirbyteMessageWriter(BufferedSingerWriter):
 
     def write_record(self, stream: str, record: dict[str, t.Any], version: int | None) -> None:  # noqa: ARG002
         """One Airbyte RECORD line."""
-        head = self._record_heads.get(stream)
+        head = self._heads.get(stream)
         if head is None:
-            head = b'{"type":"RECORD","record":{"stream":' + orjson.dumps(stream) + b',"data":'
-            self._record_heads[stream] = head
+            head = self._heads[stream] = b'{"type":"RECORD","record":{"stream":' + orjson.dumps(stream) + b',"data":'
         line = head + orjson.dumps(record, default=_json_default) + b',"emitted_at":' + b"%d" % now_ms() + b"}}\n"
         with self._lock:
             self._append(line)
@@ -290,8 +288,7 @@ def build_tap(tap_class: type[Tap], config: t.Any, **options: t.Any) -> Tap:  # 
     try:
         return tap_class(config=config, parse_env_config=False, validate_config=True, **options)
     except ConfigValidationError as failure:
-        errors = " ".join(redact(str(error)) for error in failure.errors) or redact(str(failure))
-        raise AirbyteSourceError(f"Settings error: {errors}", "config_error") from None
+        raise as_source_error(failure) from None
 
 
 def airbyte_stream(entry: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
@@ -480,7 +477,7 @@ def as_source_error(failure: BaseException) -> AirbyteSourceError:
     if isinstance(failure, AirbyteSourceError):
         return failure
     if isinstance(failure, ConfigValidationError):
-        errors = " ".join(str(error) for error in failure.errors) or str(failure)
+        errors = " ".join(redact(str(error)) for error in failure.errors) or redact(str(failure))
         return AirbyteSourceError(f"Settings error: {errors}", "config_error")
     if isinstance(failure, (SettingsError, CredentialsError)):
         return AirbyteSourceError(str(failure), "config_error")

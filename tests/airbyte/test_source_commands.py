@@ -16,7 +16,7 @@ import pytest
 
 from emulators.framework import Fault
 from taps_common.airbyte import sdk_builtin_settings, without_progress_markers
-from tests.cli import BIN
+from tests.cli import BIN, assert_no_secret
 from tests.reliability.support import emulator, run_in_process
 from tests.reliability.taps import CASES, TapCase
 
@@ -104,12 +104,6 @@ def stable(case: TapCase, records: dict[str, list[dict[str, t.Any]]]) -> dict[st
     }
 
 
-def assert_no_secret(run: SourceRun, case: TapCase, config: dict[str, t.Any]) -> None:
-    for secret in case.secrets(config):
-        assert secret not in run.stdout
-        assert secret not in run.stderr
-
-
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_spec_lists_the_taps_own_settings_with_secrets_marked(case: TapCase, tmp_path: Path) -> None:
     run = run_source(case, tmp_path, "spec")
@@ -146,7 +140,7 @@ def test_check_succeeds_with_one_request_and_fails_clearly_on_a_wrong_secret(cas
         assert status["connectionStatus"]["status"] == "FAILED"
         assert f"`{secret_setting}`" in status["connectionStatus"]["message"]
         assert not failed.of_type("TRACE")
-        assert_no_secret(failed, case, wrong)
+        assert_no_secret(failed, *case.secrets(wrong))
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -206,7 +200,7 @@ def test_reads_give_the_singer_syncs_records_and_bookmarks(case: TapCase, tmp_pa
         for name in incremental:
             full = len(first.records().get(name, []))
             assert len(second.records().get(name, [])) < full or full == 0, f"{name} was read again in full"
-        assert_no_secret(first, case, config)
+        assert_no_secret(first, *case.secrets(config))
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -276,7 +270,7 @@ def test_a_failing_read_ends_with_a_trace_error_after_the_records_it_read(case: 
     assert error["failure_type"] == "system_error"
     assert "500" in error["message"] or "kept failing" in error["message"].lower() or "failed" in error["message"].lower()
     assert "RECORD" in kinds, "records read before the failure are delivered"
-    assert_no_secret(run, case, config)
+    assert_no_secret(run, *case.secrets(config))
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
