@@ -151,7 +151,8 @@ class AnalyticsStream(PagedUnleashStream):
         return {**context, "from_ms": to_epoch_ms(window.start) - 1, "to_ms": to_epoch_ms(window.end)}
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:  # noqa: D102
+        where = f"Unleash live answered {self.path}"
         for record in zip_keyed_rows(decoded_json(response)):
-            record["timestamp"] = required_timestamp(record, "timestamp", f"Unleash live answered {self.path}")
+            record["timestamp"] = required_timestamp(record, "timestamp", where)
             record["session_id"] = str(record["session_id"])
             yield record

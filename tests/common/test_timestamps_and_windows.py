@@ -68,3 +68,65 @@ def test_non_positive_window_size_is_refused() -> None:
     start = dt.datetime(2024, 1, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="positive"):
         list(date_windows(start, start + dt.timedelta(days=1), dt.timedelta(0)))
+
+
+# --- the text fast path for UTC times -------------------------------------------------------------
+
+import random  # noqa: E402
+
+from taps_common.timestamps import _text_to_utc_iso  # noqa: E402
+
+
+def slow_utc_iso(text: str) -> str:
+    """The datetime round trip the fast path must agree with."""
+    return parse_timestamp(text).isoformat(timespec="microseconds")
+
+
+def random_utc_texts(count: int, seed: int = 7) -> list[str]:
+    """UTC times as APIs write them: years 1 to 9999, 0 to 6 fraction digits, `T`/`t`/space, `Z`/`z`/`+00:00`/none."""
+    chance = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        moment = dt.datetime(1, 1, 1) + dt.timedelta(seconds=chance.uniform(0, 315_537_811_199))
+        fraction = f"{moment.microsecond:06d}"[: chance.randint(0, 6)]
+        clock = f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}" + (f".{fraction}" if fraction else "")
+        day = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        texts.append(day + chance.choice("Tt ") + clock + chance.choice(["Z", "z", "+00:00", ""]))
+    return texts
+
+
+def test_utc_texts_read_without_a_datetime_equal_the_datetime_reading() -> None:
+    texts = random_utc_texts(20_000) + ["2024-02-29T00:00:00Z", "9999-12-31T23:59:59.999999Z", "0001-01-01T00:00:00"]
+    assert [_text_to_utc_iso.__wrapped__(text) for text in texts] == [slow_utc_iso(text) for text in texts]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-02-30T12:00:00Z",  # no such day
+        "2023-02-29T12:00:00Z",
+        "2024-05-01T24:00:00Z",  # no such hour
+        "2024-05-01T12:60:00Z",
+        "2024-05-01T12:00:60Z",
+        "٢٠٢٤-05-01T12:00:00Z",  # digits, but not ASCII ones
+    ],
+)
+def test_impossible_utc_texts_are_refused_as_the_datetime_reading_refuses_them(text: str) -> None:
+    with pytest.raises(ValueError):
+        slow_utc_iso(text)
+    with pytest.raises(ValueError):
+        _text_to_utc_iso.__wrapped__(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-05-01T12:00:00+02:00",
+        "2024-05-01T12:00:00.1234567Z",
+        "2024-05-01",
+        " 2024-05-01T12:00:00Z ",
+        "2024-05-01T12:00:00.Z",
+    ],
+)
+def test_other_forms_take_the_datetime_reading(text: str) -> None:
+    assert _text_to_utc_iso.__wrapped__(text) == slow_utc_iso(text)
