@@ -273,6 +273,14 @@ class TapRunner:
         """One run of the vendor's reference loop."""
         return run_measured([sys.executable, "-m", "benchmarks.reference", self.vendor, str(config)], read)
 
+    def tap_start_up(self) -> Measured:
+        """The tap's console script doing nothing but start (importing itself and singer-sdk) and end."""
+        return run_measured([self.executable, "--version"])
+
+    def reference_start_up(self) -> Measured:
+        """The reference doing nothing but start (importing requests and orjson) and end."""
+        return run_measured([sys.executable, "-c", "import benchmarks.reference"])
+
 
 @contextmanager
 def work_directory() -> Iterator[Path]:

@@ -299,13 +299,24 @@ class OpenSpaceStream(BaseAPIStream):
         names them, so a new report column is noticed rather than silently lost.
         """
         record = dict.fromkeys(self._schema_fields)  # every schema field, in the schema's order
+        names = self._snake_case_names
         for key, value in item.items():
-            record[snake_case(key)] = value  # unknown names go last, in the report's order
+            name = names.get(key)
+            if name is None:
+                name = names[key] = snake_case(key)
+            record[name] = value  # unknown names go last, in the report's order
         for name in self.text_fields:
-            record[name] = as_text(record[name])
+            value = record[name]
+            if value is not None and value.__class__ is not str:
+                record[name] = as_text(value)
         for name in self.timestamp_fields:
             record[name] = self._timestamp_or_none(name, record[name])
         return record
+
+    @cached_property
+    def _snake_case_names(self) -> dict[str, str]:
+        """The report's names already turned into record names (a report has a handful)."""
+        return {}
 
     @cached_property
     def _schema_fields(self) -> tuple[str, ...]:

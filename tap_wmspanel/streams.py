@@ -140,7 +140,7 @@ def _long_rows(
         for name, value in day.items():
             if name == "date":
                 continue
-            connections = connection_count(value)
+            connections = value if value.__class__ is int else connection_count(value)  # ints: most values
             if connections is not None:
                 yield {"date": date, name_column: name, "connections": connections}
 
@@ -292,10 +292,15 @@ class DailyRangeStream(WMSPanelStream):
         """One call for the days of `window`; keep only those days (the API is trusted for no more)."""
         request_context = self.window_request_context(context, window)
         first, last = request_context["from"], request_context["to"]
+        fields = self.fields_of_every_row(context)
         for record in self.request_records(request_context):
             if first <= record["date"] <= last:
-                record["data_slice_id"] = context["data_slice_id"]
+                record.update(fields)
                 yield record
+
+    def fields_of_every_row(self, context: Context) -> dict[str, t.Any]:
+        """The fields a call's rows share, which the answer does not hold: the data slice."""
+        return {"data_slice_id": context["data_slice_id"]}
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:  # noqa: ANN401, D102
         assert context is not None  # noqa: S101
@@ -318,16 +323,17 @@ class PivotedStatsStream(DailyRangeStream):
 
     #: The column the day object's keys go to: `player` or `device`.
     name_column: str
+    numbers_are_parsed = True  # `connections` is a count or None, made by `pivoted_days_to_long_rows`
 
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:  # noqa: D102
         try:
-            rows = pivoted_days_to_long_rows(self.days_of(response), self.name_column)
+            return pivoted_days_to_long_rows(self.days_of(response), self.name_column)
         except ValueError as problem:
             raise self.unexpected_day(response, problem) from None
-        server_id = self.config.get("server_id")
-        for row in rows:
-            row["server_id"] = server_id
-            yield row
+
+    def fields_of_every_row(self, context: Context) -> dict[str, t.Any]:
+        """The data slice, and the server the numbers were filtered by (the `server_id` setting)."""
+        return {**super().fields_of_every_row(context), "server_id": self.config.get("server_id")}
 
 
 def _long_rows_schema(name_column: str, what: str) -> dict[str, t.Any]:

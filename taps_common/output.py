@@ -96,17 +96,20 @@ class BufferedSingerWriter(SingerWriter):
             return lambda record: self.write_record(stream, record, version)
         head = b'{"type":"RECORD","stream":' + encode_json(stream) + b',"record":'
         chunks, clock, dumps, default, flush_at = self._chunks, time.time, orjson.dumps, _json_default, FLUSH_BYTES
-        ends = [0.0, b""]  # when the clock was last read, and the line end of that time
+        ends: list[t.Any] = [0.0, 0]  # when the clock was last read, and the size of head and tail
+        line_parts = [head, b"", b""]
 
         def write(record: dict[str, t.Any]) -> None:
             moment = clock()
             if moment - ends[0] >= 0.001:  # noqa: PLR2004  (time_extracted, read once a millisecond)
                 ends[0] = self._extracted_at = moment
                 self._tails.clear()
-                ends[1] = self._tails[version] = self._record_tail(version)
-            line = head + dumps(record, default=default) + ends[1]
-            chunks.append(line)
-            self._size += len(line)
+                line_parts[2] = self._tails[version] = self._record_tail(version)
+                ends[1] = len(head) + len(line_parts[2])
+            # The line's three parts go to the buffer as they are: `flush` joins them (one copy, not two).
+            line_parts[1] = body = dumps(record, default=default)
+            chunks.extend(line_parts)
+            self._size += len(body) + ends[1]
             if self._size >= flush_at:
                 self.flush()
 

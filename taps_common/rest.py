@@ -222,6 +222,9 @@ class BaseAPIStream(RESTStream):
     allow_redirects: bool = False
     #: Windowed streams move their bookmark only at window ends (see `checkpoint`).
     bookmark_at_window_ends: bool = False
+    #: True where `parse_response` already turns every number field into a number (or None):
+    #: `post_process` then has no numbers sent as text to look for, record after record.
+    numbers_are_parsed: bool = False
 
     # --- settings -----------------------------------------------------------
 
@@ -632,7 +635,12 @@ class BaseAPIStream(RESTStream):
 
     @cached_property
     def _number_properties(self) -> tuple[str, ...]:
-        """The top-level properties `numbers_from_text` reads (integer or number, never string)."""
+        """The top-level properties `numbers_from_text` reads (integer or number, never string).
+
+        None of them for streams whose `parse_response` makes every number itself (`numbers_are_parsed`).
+        """
+        if self.numbers_are_parsed:
+            return ()
         return tuple(name for name, _ in number_fields(self.schema))
 
     def _process_record(
@@ -708,6 +716,8 @@ class BaseAPIStream(RESTStream):
         writer = t.cast("BufferedSingerWriter", self._tap.message_writer)
         write = writer.record_writer(self.name, self._stream_version)
         post_process, write_sdk_way = self.post_process, super()._write_record_message
+        if type(self).post_process is BaseAPIStream.post_process and not self._number_properties:
+            post_process = None  # it would return each record as it is
         properties, booleans = plan.properties, plan.boolean_properties
         state_every, written, stated = self.STATE_MSG_FREQUENCY, 0, 0
         with record_counter, timer:
@@ -722,13 +732,13 @@ class BaseAPIStream(RESTStream):
                 counted = written
                 try:
                     for raw in self.get_records(current):
-                        record = post_process(raw, current)
+                        record = raw if post_process is None else post_process(raw, current)
                         if record is None:
                             continue
                         for key, value in partition_keys:
                             if key not in record:
                                 record[key] = value
-                        if record.keys() <= properties:
+                        if properties.issuperset(record):
                             for boolean in booleans:
                                 value = record.get(boolean)
                                 if value is not None and value.__class__ is not bool:

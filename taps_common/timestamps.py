@@ -41,7 +41,7 @@ def parse_timestamp(value: str | dt.datetime | dt.date) -> dt.datetime:
 
 def to_utc_iso(value: str | dt.datetime | dt.date) -> str:
     """Return the one UTC form used for all timestamps: `2024-05-01T12:00:00.000000+00:00`."""
-    if isinstance(value, str):
+    if value.__class__ is str or isinstance(value, str):
         return _text_to_utc_iso(value)
     return parse_timestamp(value).isoformat(timespec="microseconds")
 
@@ -102,6 +102,8 @@ def normalise_timestamp(value: t.Any) -> str | None:  # noqa: ANN401
     Raises:
         ValueError: when the value is none of these.
     """
+    if value.__class__ is str and value[-1:] in ("Z", "z"):  # the common case, 2024-05-01T12:00:00Z: no number
+        return _text_to_utc_iso(value)
     if value is None or value == "":
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -67,6 +67,7 @@ def test_results_hold_every_measurement_of_every_tap(
         assert speed["records"] > 0
         assert len(speed["tap_seconds"]) == len(speed["reference_seconds"]) == content["runs"]
         assert speed["ratio"] > 0
+        assert 0 < speed["reference_start_up_seconds"] < speed["tap_median_seconds"] + speed["tap_start_up_seconds"]
         memory = entry["memory"]
         assert 0 < memory["small"]["records"] < memory["large"]["records"]
         assert memory["large"]["peak_rss_mib"] > 0
