@@ -10,7 +10,7 @@ import datetime as dt
 import email.utils
 import itertools
 import typing as t
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -84,13 +84,15 @@ def as_count(value: t.Any) -> int | None:  # noqa: ANN401
     """A count as an integer: the v2 tree sends some as floats (`64.0`)."""
     if value is None:
         return None
+    if value.__class__ is int:  # most counts: nothing to round
+        return value
     return int(round(float(value)))
 
 
 def as_milliseconds(value: t.Any) -> float | int | None:  # noqa: ANN401
     """A duration in ms (a double, by the docs): whole values as integers."""
-    if value is None:
-        return None
+    if value is None or value.__class__ is int:
+        return value
     number = float(value)
     return int(number) if number.is_integer() else number
 
@@ -654,9 +656,13 @@ class TreeStream(WindowedSeemetrixStream):
         for leaf in flatten_tree(root, self.levels):
             yield self.leaf_row(leaf)
 
+    @cached_property
+    def _level_columns(self) -> tuple[str, ...]:
+        return tuple(self.LEVEL_COLUMNS[level] for level in self.levels)
+
     def leaf_row(self, leaf: TreeLeaf) -> dict[str, t.Any]:
         """A leaf with every level's name in its column, and the date level's OTS."""
-        row: dict[str, t.Any] = {self.LEVEL_COLUMNS[level]: leaf.names.get(level) for level in self.levels}
+        row: dict[str, t.Any] = dict(zip(self._level_columns, map(leaf.names.get, self.levels)))
         row["device_id"] = int(row["device_id"])
         row["period_start"] = date_label_start(row["date"])
         row["views"] = leaf.views

@@ -27,6 +27,9 @@ if t.TYPE_CHECKING:
 
 #: Flush once this many bytes are waiting: big enough to batch, small enough to stream.
 FLUSH_BYTES = 1 << 16
+#: `record_writer` reads the clock for `time_extracted` once this many records (a few microseconds of
+#: work), so a record's time is at most that many records old.
+CLOCK_EVERY_RECORDS = 16
 
 
 def _json_default(value: t.Any) -> t.Any:  # noqa: ANN401
@@ -96,16 +99,21 @@ class BufferedSingerWriter(SingerWriter):
             return lambda record: self.write_record(stream, record, version)
         head = b'{"type":"RECORD","stream":' + encode_json(stream) + b',"record":'
         chunks, clock, dumps, default, flush_at = self._chunks, time.time, orjson.dumps, _json_default, FLUSH_BYTES
-        ends: list[t.Any] = [0.0, 0]  # when the clock was last read, and the size of head and tail
+        # When the clock was last read, the size of head and tail, and the records until the clock is
+        # read again: every CLOCK_EVERY_RECORDS records, a new tail when a millisecond has passed.
+        ends: list[t.Any] = [0.0, 0, 0]
         line_parts = [head, b"", b""]
 
         def write(record: dict[str, t.Any]) -> None:
-            moment = clock()
-            if moment - ends[0] >= 0.001:  # noqa: PLR2004  (time_extracted, read once a millisecond)
-                ends[0] = self._extracted_at = moment
-                self._tails.clear()
-                line_parts[2] = self._tails[version] = self._record_tail(version)
-                ends[1] = len(head) + len(line_parts[2])
+            ends[2] -= 1
+            if ends[2] < 0:
+                ends[2] = CLOCK_EVERY_RECORDS - 1
+                moment = clock()
+                if moment - ends[0] >= 0.001:  # noqa: PLR2004
+                    ends[0] = self._extracted_at = moment
+                    self._tails.clear()
+                    line_parts[2] = self._tails[version] = self._record_tail(version)
+                    ends[1] = len(head) + len(line_parts[2])
             # The line's three parts go to the buffer as they are: `flush` joins them (one copy, not two).
             line_parts[1] = body = dumps(record, default=default)
             chunks.extend(line_parts)

@@ -719,7 +719,8 @@ class BaseAPIStream(RESTStream):
         if type(self).post_process is BaseAPIStream.post_process and not self._number_properties:
             post_process = None  # it would return each record as it is
         properties, booleans = plan.properties, plan.boolean_properties
-        state_every, written, stated = self.STATE_MSG_FREQUENCY, 0, 0
+        state_every, count_every, written, stated = self.STATE_MSG_FREQUENCY, RecordCounter.CLOCK_EVERY, 0, 0
+        next_stop = min(state_every, count_every)  # the next record count at which to count or write STATE
         with record_counter, timer:
             for partition in ([context] if context is not None else self.partitions) or [{}]:
                 record_counter.with_context(partition)
@@ -747,13 +748,18 @@ class BaseAPIStream(RESTStream):
                         else:
                             write_sdk_way(record)  # drops the unknown fields, with the SDK's warning
                         written += 1
-                        if not written % RecordCounter.CLOCK_EVERY:
-                            record_counter.add(written - counted)
-                            counted = written
-                        if not written % state_every:
-                            state_manager.is_flushed = False
-                            self._write_state_message()
-                            stated = written
+                        if written == next_stop:
+                            if not written % count_every:
+                                record_counter.add(written - counted)
+                                counted = written
+                            if not written % state_every:
+                                state_manager.is_flushed = False
+                                self._write_state_message()
+                                stated = written
+                            next_stop = min(
+                                written + count_every - written % count_every,
+                                written + state_every - written % state_every,
+                            )
                 finally:  # also when reading fails: what the SDK's loop would have left
                     record_counter.add(written - counted)
                     if written != stated:

@@ -138,3 +138,26 @@ def test_time_extracted_is_read_again_after_a_millisecond_and_versions_keep_thei
     assert (first["version"], "version" in second, third["version"]) == (7, False, 7)
     assert third["time_extracted"] > first["time_extracted"]
     assert [m["record"]["id"] for m in writer.messages] == [1, 2, 3]
+
+
+def test_the_record_writer_writes_write_records_lines_and_reads_the_clock_every_few_records() -> None:
+    import time  # noqa: PLC0415
+
+    from taps_common.output import CLOCK_EVERY_RECORDS  # noqa: PLC0415
+
+    by_method, by_function = CapturingWriter(), CapturingWriter()
+    write = by_function.record_writer("s", 7)
+    for number in range(3):
+        by_method.write_record("s", {"id": number}, 7)
+        write({"id": number})
+    by_method.flush()
+    by_function.flush()
+    assert without_clock_values(by_function.messages) == without_clock_values(by_method.messages)
+    first = by_function.messages[0]["time_extracted"]
+    time.sleep(0.002)
+    for number in range(CLOCK_EVERY_RECORDS):
+        write({"id": number})
+    by_function.flush()
+    stamps = [m["time_extracted"] for m in by_function.messages]
+    assert stamps[-1] > first  # read again within CLOCK_EVERY_RECORDS records
+    assert stamps == sorted(stamps)
