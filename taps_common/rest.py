@@ -1,9 +1,10 @@
 """The base stream every vendor's `client.py` builds on.
 
-It overrides the SDK's hooks (never its loops) for what all five taps need:
-retries that honour `Retry-After`, errors that name the setting to fix, no
-secret in any message, JSON bodies checked inside the retry loop, pages counted
-from the response, and date windows whose bookmark advances window by window.
+It overrides the SDK's hooks for what all five taps need: retries that honour
+`Retry-After`, errors that name the setting to fix, no secret in any message,
+JSON bodies checked inside the retry loop, pages counted from the response, and
+date windows whose bookmark advances window by window. One loop is its own, on
+purpose: the per-record loop of plain streams (`_sync_records`, issue 7).
 It knows no vendor: each vendor's client sets `vendor_name` and the hooks.
 """
 
