@@ -299,12 +299,13 @@ class OpenSpaceStream(BaseAPIStream):
         names them, so a new report column is noticed rather than silently lost.
         """
         record = dict.fromkeys(self._schema_fields)  # every schema field, in the schema's order
-        names = self._snake_case_names
-        for key, value in item.items():
-            name = names.get(key)
-            if name is None:
-                name = names[key] = snake_case(key)
-            record[name] = value  # unknown names go last, in the report's order
+        keys = tuple(item)
+        names = self._record_names.get(keys)
+        if names is None:  # a report's rows share their keys: each key list is turned into names once
+            if len(self._record_names) >= 1024:  # noqa: PLR2004  (rows whose keys vary without end)
+                self._record_names.clear()
+            names = self._record_names[keys] = tuple(map(snake_case, keys))
+        record.update(zip(names, item.values()))  # unknown names go last, in the report's order
         for name in self.text_fields:
             value = record[name]
             if value is not None and value.__class__ is not str:
@@ -314,8 +315,8 @@ class OpenSpaceStream(BaseAPIStream):
         return record
 
     @cached_property
-    def _snake_case_names(self) -> dict[str, str]:
-        """The report's names already turned into record names (a report has a handful)."""
+    def _record_names(self) -> dict[tuple[str, ...], tuple[str, ...]]:
+        """The record names of each list of report keys seen (rows of a report share one or a few)."""
         return {}
 
     @cached_property

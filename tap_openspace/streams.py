@@ -22,6 +22,9 @@ if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context
 
+#: Where a page that was read keeps its records' capture times, for the paginator.
+_CAPTURE_TIMES_ATTRIBUTE = "_openspace_capture_times"
+
 #: The one sort the vendor's own example asks for; incremental reads depend on it.
 NEWEST_CAPTURES_FIRST = "videoStart,DESC"
 
@@ -104,8 +107,24 @@ class Videos360Stream(OpenSpaceStream):
         if newest is not None:
             self.checkpoint(context, newest)
 
+    def parse_response(self, response: requests.Response) -> Iterable[dict]:
+        """The page's records; their capture times are kept on the response for the paginator.
+
+        The paginator asks for them once the page has been read, and gets the times the records
+        were given rather than reading every capture's time again.
+        """
+        times: list[str | None] = []
+        setattr(response, _CAPTURE_TIMES_ATTRIBUTE, times)
+        for record in super().parse_response(response):
+            times.append(record["video_start"])
+            yield record
+
     def _capture_times(self, response: requests.Response) -> list[str | None]:
-        return [capture_time_or_none(item) for item in page_records(decoded_json(response))]
+        times = getattr(response, _CAPTURE_TIMES_ATTRIBUTE, None)
+        items = page_records(decoded_json(response))
+        if times is not None and len(times) == len(items):  # the page was read through
+            return times
+        return [capture_time_or_none(item) for item in items]
 
     def _warn_unsorted(self) -> None:
         self.logger.warning(

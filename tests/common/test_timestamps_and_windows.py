@@ -74,7 +74,7 @@ def test_non_positive_window_size_is_refused() -> None:
 
 import random  # noqa: E402
 
-from taps_common.timestamps import _text_to_utc_iso  # noqa: E402
+from taps_common.timestamps import _text_to_utc_iso, normalise_timestamp  # noqa: E402
 
 
 def slow_utc_iso(text: str) -> str:
@@ -97,7 +97,9 @@ def random_utc_texts(count: int, seed: int = 7) -> list[str]:
 
 def test_utc_texts_read_without_a_datetime_equal_the_datetime_reading() -> None:
     texts = random_utc_texts(20_000) + ["2024-02-29T00:00:00Z", "9999-12-31T23:59:59.999999Z", "0001-01-01T00:00:00"]
-    assert [_text_to_utc_iso.__wrapped__(text) for text in texts] == [slow_utc_iso(text) for text in texts]
+    expected = [slow_utc_iso(text) for text in texts]
+    assert [_text_to_utc_iso.__wrapped__(text) for text in texts] == expected
+    assert [normalise_timestamp(text) for text in texts] == expected
 
 
 @pytest.mark.parametrize(
@@ -116,6 +118,8 @@ def test_impossible_utc_texts_are_refused_as_the_datetime_reading_refuses_them(t
         slow_utc_iso(text)
     with pytest.raises(ValueError):
         _text_to_utc_iso.__wrapped__(text)
+    with pytest.raises(ValueError):
+        normalise_timestamp(text)
 
 
 @pytest.mark.parametrize(
