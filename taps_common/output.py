@@ -99,25 +99,24 @@ class BufferedSingerWriter(SingerWriter):
             return lambda record: self.write_record(stream, record, version)
         head = b'{"type":"RECORD","stream":' + encode_json(stream) + b',"record":'
         chunks, clock, dumps, default, flush_at = self._chunks, time.time, orjson.dumps, _json_default, FLUSH_BYTES
-        # When the clock was last read, the size of head and tail, and the records until the clock is
-        # read again: every CLOCK_EVERY_RECORDS records, a new tail when a millisecond has passed.
-        ends: list[t.Any] = [0.0, 0, 0]
         line_parts = [head, b"", b""]
+        clock_read_at, ends_size, until_clock = 0.0, 0, 0  # the clock is read every CLOCK_EVERY_RECORDS records
 
         def write(record: dict[str, t.Any]) -> None:
-            ends[2] -= 1
-            if ends[2] < 0:
-                ends[2] = CLOCK_EVERY_RECORDS - 1
+            nonlocal clock_read_at, ends_size, until_clock
+            until_clock -= 1
+            if until_clock < 0:
+                until_clock = CLOCK_EVERY_RECORDS - 1
                 moment = clock()
-                if moment - ends[0] >= 0.001:  # noqa: PLR2004
-                    ends[0] = self._extracted_at = moment
+                if moment - clock_read_at >= 0.001:  # noqa: PLR2004  (a new time_extracted a millisecond)
+                    clock_read_at = self._extracted_at = moment
                     self._tails.clear()
                     line_parts[2] = self._tails[version] = self._record_tail(version)
-                    ends[1] = len(head) + len(line_parts[2])
+                    ends_size = len(head) + len(line_parts[2])
             # The line's three parts go to the buffer as they are: `flush` joins them (one copy, not two).
             line_parts[1] = body = dumps(record, default=default)
             chunks.extend(line_parts)
-            self._size += len(body) + ends[1]
+            self._size += len(body) + ends_size
             if self._size >= flush_at:
                 self.flush()
 
