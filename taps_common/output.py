@@ -46,6 +46,15 @@ def encode_json(value: t.Any) -> bytes:  # noqa: ANN401
     return orjson.dumps(value, default=_json_default)
 
 
+def _record_tail(moment: float, version: int | None) -> bytes:
+    """The end of a RECORD line: the version, if any, and `time_extracted` in the SDK's form."""
+    stamp = datetime.fromtimestamp(moment, tz=timezone.utc).isoformat(timespec="microseconds")
+    tail = b',"time_extracted":"' + stamp.encode() + b'"}\n'
+    if version is not None:
+        tail = b',"version":' + str(version).encode() + tail
+    return tail
+
+
 class BufferedSingerWriter(SingerWriter):
     """Singer messages to stdout through a buffer; see the module docstring."""
 
@@ -53,10 +62,10 @@ class BufferedSingerWriter(SingerWriter):
         super().__init__()
         self._chunks: list[bytes] = []
         self._size = 0
+        #: Subclasses' own per-stream line starts (the Airbyte writer's).
         self._heads: dict[str, bytes] = {}
-        #: The end of a RECORD line (version and time extracted) per version, as of `_extracted_at`.
-        self._tails: dict[int | None, bytes] = {}
-        self._extracted_at = 0.0
+        #: `write_record`'s line writer per stream and version.
+        self._line_writers: dict[tuple[str, int | None], t.Callable[[dict[str, t.Any]], None]] = {}
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -66,52 +75,42 @@ class BufferedSingerWriter(SingerWriter):
             self.flush()
 
     def write_record(self, stream: str, record: dict[str, t.Any], version: int | None) -> None:
-        """One RECORD line, written without building a message object.
-
-        Per record, only the record itself is serialised: the start of the line is kept per
-        stream, its end per version. `time_extracted` is read from the clock at most once a
-        millisecond (it is per record, and a millisecond holds many).
-        """
-        head = self._heads.get(stream)
-        if head is None:
-            head = self._heads[stream] = b'{"type":"RECORD","stream":' + encode_json(stream) + b',"record":'
-        moment = time.time()
-        if moment - self._extracted_at >= 0.001:  # noqa: PLR2004
-            self._extracted_at = moment
-            self._tails.clear()
-        tail = self._tails.get(version)
-        if tail is None:
-            tail = self._tails[version] = self._record_tail(version)
-        line = head + orjson.dumps(record, default=_json_default) + tail
-        self._chunks.append(line)
-        self._size += len(line)
-        if self._size >= FLUSH_BYTES:
-            self.flush()
+        """One RECORD line, written without building a message object, `time_extracted` read now."""
+        write = self._line_writers.get((stream, version))
+        if write is None:
+            write = self._line_writers[stream, version] = self._line_writer(stream, version, clock_every=1)
+        write(record)
 
     def record_writer(self, stream: str, version: int | None) -> t.Callable[[dict[str, t.Any]], None]:
         """`write_record` for one stream and version, as a function of the record alone.
 
-        The same lines as `write_record`, with the per-stream lookups done once: for the
-        record loop, where they are a fair part of a record's cost. A subclass with its own
-        `write_record` gets that one.
+        For the record loop: the per-stream lookups are done once, and the clock is read once
+        every `CLOCK_EVERY_RECORDS` records. A subclass with its own `write_record` gets that one.
         """
         if type(self).write_record is not BufferedSingerWriter.write_record:
             return lambda record: self.write_record(stream, record, version)
+        return self._line_writer(stream, version, CLOCK_EVERY_RECORDS)
+
+    def _line_writer(self, stream: str, version: int | None, clock_every: int) -> t.Callable[[dict[str, t.Any]], None]:
+        """Writes RECORD lines of one stream and version, reading the clock every `clock_every` records.
+
+        Per record, only the record itself is serialised: the start of the line is made once, its
+        end (version and `time_extracted`) again when the clock has moved a millisecond.
+        """
         head = b'{"type":"RECORD","stream":' + encode_json(stream) + b',"record":'
         chunks, clock, dumps, default, flush_at = self._chunks, time.time, orjson.dumps, _json_default, FLUSH_BYTES
         line_parts = [head, b"", b""]
-        clock_read_at, ends_size, until_clock = 0.0, 0, 0  # the clock is read every CLOCK_EVERY_RECORDS records
+        clock_read_at, ends_size, until_clock = 0.0, 0, 0
 
         def write(record: dict[str, t.Any]) -> None:
             nonlocal clock_read_at, ends_size, until_clock
             until_clock -= 1
             if until_clock < 0:
-                until_clock = CLOCK_EVERY_RECORDS - 1
+                until_clock = clock_every - 1
                 moment = clock()
                 if moment - clock_read_at >= 0.001:  # noqa: PLR2004  (a new time_extracted a millisecond)
-                    clock_read_at = self._extracted_at = moment
-                    self._tails.clear()
-                    line_parts[2] = self._tails[version] = self._record_tail(version)
+                    clock_read_at = moment
+                    line_parts[2] = _record_tail(moment, version)
                     ends_size = len(head) + len(line_parts[2])
             # The line's three parts go to the buffer as they are: `flush` joins them (one copy, not two).
             line_parts[1] = body = dumps(record, default=default)
@@ -121,14 +120,6 @@ class BufferedSingerWriter(SingerWriter):
                 self.flush()
 
         return write
-
-    def _record_tail(self, version: int | None) -> bytes:
-        """The end of a RECORD line: the version, if any, and `time_extracted` in the SDK's form."""
-        stamp = datetime.fromtimestamp(self._extracted_at, tz=timezone.utc).isoformat(timespec="microseconds")
-        tail = b',"time_extracted":"' + stamp.encode() + b'"}\n'
-        if version is not None:
-            tail = b',"version":' + str(version).encode() + tail
-        return tail
 
     def flush(self) -> None:
         """Write out everything waiting."""

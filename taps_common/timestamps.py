@@ -41,7 +41,7 @@ def parse_timestamp(value: str | dt.datetime | dt.date) -> dt.datetime:
 
 def to_utc_iso(value: str | dt.datetime | dt.date) -> str:
     """Return the one UTC form used for all timestamps: `2024-05-01T12:00:00.000000+00:00`."""
-    if value.__class__ is str or isinstance(value, str):
+    if isinstance(value, str):
         return _text_to_utc_iso(value)
     return parse_timestamp(value).isoformat(timespec="microseconds")
 
