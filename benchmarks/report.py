@@ -205,7 +205,8 @@ EXPLANATION = """\
   records, from `wait4` in a small wrapper process (`benchmarks/measure.py`; its own 10 MiB are the floor).
   The data sets grow along time (more days of the same devices, slices or captures), as accounts do, so
   each request's answer stays the size it was, except where the API reads a whole range in one call
-  (WMSPanel). The reference's peak RSS is in the results file.
+  (WMSPanel): there the answer's bytes grow with the range, but its days are decoded one at a time
+  (`taps_common/json_items.py`). The reference's peak RSS is in the results file.
 - **requests**: HTTP requests the emulator counted for the checked full sync and for an incremental sync
   started from that sync's final state, against the least the API allows, computed from the data and the
   API's paging rules (below), never from the tap. A page asked after the last one (an empty trailing page)

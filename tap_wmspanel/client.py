@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 from taps_common.auth import QueryStringCredentials
 from taps_common.errors import APIRequestError
 from taps_common.redaction import SECRETS, redact
-from taps_common.rest import BaseAPIStream, body_excerpt, decoded_json
+from taps_common.rest import BaseAPIStream, body_excerpt
 
 if t.TYPE_CHECKING:
     import requests
@@ -82,7 +82,7 @@ class WMSPanelStream(BaseAPIStream):
     def validate_response_body(self, response: requests.Response) -> None:
         """HTTP 200 with `"status": "error"` is a failure: stop with its description."""
         try:
-            body = decoded_json(response)
+            body = self.decoded_body(response)
         except ValueError:
             return  # only the connection probe, which does not require JSON, gets here
         description = status_error_description(body)

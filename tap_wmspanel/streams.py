@@ -10,7 +10,7 @@ import typing as t
 from singer_sdk import typing as th
 
 from taps_common.errors import APIRequestError, SettingsError
-from taps_common.rest import decoded_json
+from taps_common.rest import decoded_json, lazily_decoded_items
 from taps_common.records import split_known_fields
 from taps_common.timestamps import as_day
 from taps_common.windows import first_and_last_day, whole_day_windows
@@ -19,7 +19,7 @@ from tap_wmspanel.client import (
 )
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from collections.abc import Iterable, Iterator, Mapping
 
     import requests
     from singer_sdk.helpers.types import Context
@@ -118,7 +118,7 @@ def metric_number(value: object) -> int | float | None:
     return value if isinstance(value, float) and math.isfinite(value) else None
 
 
-def pivoted_days_to_long_rows(days: Sequence[Mapping[str, t.Any]], name_column: str) -> Iterator[dict[str, t.Any]]:
+def pivoted_days_to_long_rows(days: Iterable[Mapping[str, t.Any]], name_column: str) -> Iterator[dict[str, t.Any]]:
     """Turn WMSPanel's one object per day, one key per player or device, into one row per name.
 
     `{"Safari": 9, "date": "2014-10-17", "MSIE": 3}` becomes `{"date": "2014-10-17",
@@ -126,17 +126,11 @@ def pivoted_days_to_long_rows(days: Sequence[Mapping[str, t.Any]], name_column: 
     the keys. A name reported as 0 gives a row with 0 (the API said so); names and days the API
     leaves out give no row. A value that is not a count is not a player or device, and is skipped.
 
-    Every day's date is read at once (a ValueError for a day without one, before any row), the
-    rows one at a time: a whole range of one slice is a hundred thousand rows and more.
+    Days are read one at a time, as their rows are taken: a whole range of one slice is a hundred
+    thousand rows and more. A day without a readable date raises a ValueError when it is reached.
     """
-    dates = [day_of(day.get("date")) for day in days]
-    return _long_rows(days, dates, name_column)
-
-
-def _long_rows(
-    days: Sequence[Mapping[str, t.Any]], dates: Sequence[str], name_column: str
-) -> Iterator[dict[str, t.Any]]:
-    for day, date in zip(days, dates, strict=True):
+    for day in days:
+        date = day_of(day.get("date"))
         for name, value in day.items():
             if name == "date":
                 continue
@@ -268,6 +262,8 @@ class DailyRangeStream(WMSPanelStream):
     state_partitioning_keys = ("data_slice_id",)
     replication_key = "date"
     bookmark_at_window_ends = True
+    #: A whole range of days comes in one body: its days are decoded as they are read.
+    items_decoded_when_taken = "stats"
     #: Whether the route is documented with the `server` filter.
     filters_by_server = True
 
@@ -309,9 +305,10 @@ class DailyRangeStream(WMSPanelStream):
             params["server"] = self.config["server_id"]
         return params
 
-    def days_of(self, response: requests.Response) -> list[dict[str, t.Any]]:
-        """The response's day objects."""
-        return stats_days(decoded_json(response))
+    def days_of(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:
+        """The response's day objects, decoded one at a time when the body allows."""
+        days = lazily_decoded_items(response, "stats")
+        return days if days is not None else stats_days(decoded_json(response))
 
     def unexpected_day(self, response: requests.Response, problem: ValueError) -> APIRequestError:
         """A day the tap cannot place stops the sync, rather than losing its rows."""
@@ -325,9 +322,9 @@ class PivotedStatsStream(DailyRangeStream):
     name_column: str
     numbers_are_parsed = True  # `connections` is a count or None, made by `pivoted_days_to_long_rows`
 
-    def parse_response(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:  # noqa: D102
+    def parse_response(self, response: requests.Response) -> Iterator[dict[str, t.Any]]:  # noqa: D102
         try:
-            return pivoted_days_to_long_rows(self.days_of(response), self.name_column)
+            yield from pivoted_days_to_long_rows(self.days_of(response), self.name_column)
         except ValueError as problem:
             raise self.unexpected_day(response, problem) from None
 

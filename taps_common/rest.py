@@ -34,6 +34,7 @@ from taps_common.errors import (
     CredentialsError,
 )
 from taps_common.fetch_ahead import FetchAhead, sending_ahead
+from taps_common.json_items import SplitBody, split_top_level_array
 from taps_common.output import BufferedSingerWriter
 from taps_common.records import number_fields, numbers_from_text
 from taps_common.redaction import redact
@@ -48,6 +49,7 @@ if t.TYPE_CHECKING:
 
 _BODY_EXCERPT_CHARS = 300
 _DECODED_ATTRIBUTE = "_taps_common_json"
+_SPLIT_ATTRIBUTE = "_taps_common_split_json"
 
 
 #: Before a body this big is decoded, the memory the allocator holds free goes back to the system
@@ -87,6 +89,32 @@ def decoded_json(response: requests.Response) -> t.Any:  # noqa: ANN401
             release_free_memory()  # what the last big answer left behind, before this one is built
         setattr(response, _DECODED_ATTRIBUTE, orjson.loads(response.content))
     return getattr(response, _DECODED_ATTRIBUTE)
+
+
+def decoded_json_shell(response: requests.Response, items_key: str) -> t.Any:  # noqa: ANN401
+    """The response body as JSON, without the items of its top-level `items_key` array if it can.
+
+    When that array holds flat objects, it is left empty here and `lazily_decoded_items` gives
+    its items one at a time (see `taps_common.json_items`); any other body is decoded whole, as by
+    `decoded_json`. Decoded once and cached.
+
+    Raises:
+        ValueError: when the body is not JSON.
+    """
+    if not hasattr(response, _SPLIT_ATTRIBUTE):
+        setattr(response, _SPLIT_ATTRIBUTE, split_top_level_array(response.content, items_key))
+    split: SplitBody | None = getattr(response, _SPLIT_ATTRIBUTE)
+    return split.shell if split is not None else decoded_json(response)
+
+
+def lazily_decoded_items(response: requests.Response, items_key: str) -> SplitBody | None:
+    """The items of the body's top-level `items_key` array, each decoded when taken.
+
+    None when the body is decoded whole instead (see `decoded_json_shell`): read it with
+    `decoded_json`.
+    """
+    decoded_json_shell(response, items_key)
+    return getattr(response, _SPLIT_ATTRIBUTE)
 
 
 def body_excerpt(response: requests.Response) -> str:
@@ -226,6 +254,10 @@ class BaseAPIStream(RESTStream):
     #: True where `parse_response` already turns every number field into a number (or None):
     #: `post_process` then has no numbers sent as text to look for, record after record.
     numbers_are_parsed: bool = False
+    #: The top-level key of an array of flat objects whose items are decoded one at a time when
+    #: taken (`lazily_decoded_items`), so that a big answer is never all decoded at once; None
+    #: decodes bodies whole.
+    items_decoded_when_taken: str | None = None
 
     # --- settings -----------------------------------------------------------
 
@@ -346,7 +378,7 @@ class BaseAPIStream(RESTStream):
         """Decode a good response's JSON and let the vendor check the body (`validate_response_body`)."""
         if self.decode_json_bodies:
             try:
-                decoded_json(response)
+                self.decoded_body(response)
             except ValueError:
                 msg = (
                     f"{self.vendor_name} answered {self.path} with a body that is not "
@@ -357,6 +389,12 @@ class BaseAPIStream(RESTStream):
 
     def validate_response_body(self, response: requests.Response) -> None:
         """Vendor hook: raise for errors reported inside a 2xx body."""
+
+    def decoded_body(self, response: requests.Response) -> t.Any:  # noqa: ANN401
+        """The body as JSON; only its shell when its items are decoded when taken (see `items_decoded_when_taken`)."""
+        if self.items_decoded_when_taken is None:
+            return decoded_json(response)
+        return decoded_json_shell(response, self.items_decoded_when_taken)
 
     def response_error_message(self, response: requests.Response) -> str:
         """Status, path (never the query string) and the start of the body."""

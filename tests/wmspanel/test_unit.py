@@ -6,10 +6,13 @@ import datetime as dt
 import typing as t
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 import pytest
+import requests
 from singer_sdk.exceptions import ConfigValidationError
 
-from taps_common.errors import APIRequestError, CredentialsError, SettingsError
+from taps_common.errors import APIRequestError, APIUnavailableError, CredentialsError, SettingsError
+from taps_common.json_items import SplitBody
 from taps_common.records import split_known_fields
 from taps_common.windows import first_and_last_day, whole_day_windows
 from tap_wmspanel.client import (
@@ -29,7 +32,7 @@ from tap_wmspanel.streams import (
     stats_days,
 )
 from tap_wmspanel.tap import TapWMSPanel
-from tests.helpers import run_sync
+from tests.helpers import CapturingWriter, run_sync
 
 if t.TYPE_CHECKING:
     import requests_mock as rm
@@ -114,12 +117,13 @@ def test_a_day_without_a_readable_date_cannot_be_placed() -> None:
     assert day_of("2014-10-17T00:00:00Z") == "2014-10-17"
 
 
-def test_a_day_without_a_date_stops_the_answer_before_any_of_its_rows() -> None:
-    # The rows of a whole range come one at a time, but every day is placed first: an answer
-    # whose last day has no date gives no row at all, rather than some rows and then an error.
-    days = [*DOCS_PLAYERS_DAYS, {"Flash": 1}]
+def test_a_day_without_a_date_stops_the_rows_when_it_is_reached() -> None:
+    # Days are read one at a time (a whole range is decoded day by day): the days before it have
+    # given their rows; the stream turns the error into a failed sync whose bookmark has not moved.
+    rows = pivoted_days_to_long_rows([*DOCS_PLAYERS_DAYS, {"Flash": 1}], "player")
+    assert len([next(rows) for _ in range(8)]) == 8
     with pytest.raises(ValueError, match="without a readable `date`"):
-        pivoted_days_to_long_rows(days, "player")
+        next(rows)
 
 
 def test_rows_come_one_at_a_time() -> None:
@@ -348,6 +352,61 @@ def test_http_200_with_status_error_stops_with_its_description(requests_mock: rm
     assert "`max_days_per_request`" in message
     assert "unit-api-key" not in message and "unit-client-id" not in message
     assert len(stats_calls(requests_mock, "players_stats")) == 1  # not retried: it costs quota
+
+
+def test_a_day_without_a_date_fails_the_sync_and_the_slice_bookmark_stays(requests_mock: rm.Mocker) -> None:
+    mock_api(requests_mock, players=[*DOCS_PLAYERS_DAYS, {"Flash": 1}])
+    writer = CapturingWriter()
+    tap = TapWMSPanel(config={**CONFIG, "data_slice_ids": [SLICE]}, message_writer=writer)
+    with pytest.raises(APIRequestError, match=r"/players_stats with a day object without a readable `date`.*format has changed"):
+        tap.sync_all()
+    rows = [m for m in writer.messages if m["type"] == "RECORD" and m["stream"] == "players_stats"]
+    assert len(rows) == 8  # the days before it (a re-run reads them again: the bookmark stayed)
+    states = [m["value"] for m in writer.messages if m["type"] == "STATE"]
+    assert all("players_stats" not in state.get("bookmarks", {}) for state in states)
+
+
+def test_a_day_that_is_not_valid_json_fails_the_sync_naming_it(requests_mock: rm.Mocker) -> None:
+    # The body holds together (so its days are decoded one at a time), but one day does not parse:
+    # that is found when the day is reached, and stops the sync like any unreadable day.
+    body = b'{"status": "Ok", "stats": [{"date": "2014-10-17", "Flash": 3}, {"date": "2014-10-20", "Flash": tru}]}'
+    mock_api(requests_mock)
+    requests_mock.get(f"{BASE}/players_stats", content=body)
+    with pytest.raises(APIRequestError, match=r"/players_stats with an item that is not valid JSON .*Flash"):
+        run_sync(TapWMSPanel, {**CONFIG, "data_slice_ids": [SLICE]})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"status": "Ok", "stats": [{"date": "2014-10-17", "Flash": 3}, {"date": "2014-10-20", "Fl',  # cut short
+        b'{"status": "Ok", "stats": [{"date": "2014-10-17", "Flash": 3},]}',  # a trailing comma
+    ],
+)
+def test_a_body_that_does_not_hold_together_is_invalid_json_and_retried(requests_mock: rm.Mocker, body: bytes) -> None:
+    mock_api(requests_mock)
+    requests_mock.get(f"{BASE}/players_stats", content=body)
+    with pytest.raises(APIUnavailableError, match="not valid JSON.*gave up after 2 tries"):
+        run_sync(TapWMSPanel, {**CONFIG, "data_slice_ids": [SLICE], "max_tries": 2, "backoff_base_seconds": 0})
+    assert len(stats_calls(requests_mock, "players_stats")) == 2
+
+
+def test_stats_days_are_decoded_one_at_a_time_when_the_body_allows() -> None:
+    stream = TapWMSPanel(config=CONFIG).streams["players_stats"]
+    response = requests.Response()
+    response.status_code = 200
+    response._content = orjson.dumps({"status": "Ok", "stats": DOCS_PLAYERS_DAYS})  # noqa: SLF001
+    stream.validate_response_content(response)
+    days = stream.days_of(response)
+    assert isinstance(days, SplitBody) and len(days) == 2  # not a list: decoded as taken
+    assert not hasattr(response, "_taps_common_json")  # the body was never decoded whole
+    assert list(stream.parse_response(response)) == list(pivoted_days_to_long_rows(DOCS_PLAYERS_DAYS, "player"))
+    # A body keyed by date, or otherwise not of flat days, is decoded whole and read the same.
+    keyed = requests.Response()
+    keyed.status_code = 200
+    keyed._content = orjson.dumps({"status": "Ok", "stats": {"2014-10-17": {"Flash": 1}}})  # noqa: SLF001
+    stream.validate_response_content(keyed)
+    assert list(stream.parse_response(keyed)) == [{"date": "2014-10-17", "player": "Flash", "connections": 1}]
 
 
 def test_a_quota_error_says_when_calls_are_allowed_again(requests_mock: rm.Mocker) -> None:
