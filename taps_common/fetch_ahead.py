@@ -7,6 +7,11 @@ are sent early by a few worker threads. Their answers are handed to the sync in
 the order it asks for them, so records, their order and the state are exactly
 those of a sequential sync: only the waiting overlaps.
 
+Only while the API is far: when the sync's own answers come within a few
+milliseconds (an API on the same machine or network), there is too little
+waiting to overlap, and the threads' hand-offs would cost more than they save
+(`WORTH_FETCHING_AHEAD_SECONDS`).
+
 Workers send each request once; a failed one is retried by the sync itself with
 the usual backoff, when it comes to it. A 429 or 503 holds the shared gate, so
 every worker waits, not only the one that was told to.
@@ -24,6 +29,7 @@ from __future__ import annotations
 import threading
 import time
 import typing as t
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
 if t.TYPE_CHECKING:
@@ -57,6 +63,13 @@ HELD_BYTES = 16 << 20
 #: its bytes (26 MiB for the 8.4 MiB of a month of usage events), and the bytes are alive as well
 #: while it is decoded.
 DECODED_FACTOR = 4
+#: Nothing is fetched ahead while the sync's own answers come quicker than this (the median of its
+#: last `RECENT_ANSWERS`, from sending to the answer's headers). Fetching ahead overlaps waiting:
+#: with little to wait for, handing requests to threads costs more CPU than it saves. Against the
+#: emulators on loopback, answers come in under a millisecond and a sync fetching ahead spent 10
+#: to 30 % more time than one asking one request at a time; a remote API takes tens of milliseconds.
+WORTH_FETCHING_AHEAD_SECONDS = 0.005
+RECENT_ANSWERS = 5
 
 
 class RequestGate:
@@ -99,6 +112,8 @@ class FetchAhead:
         #: The size of the last answer of each kind (a stream's name): a listing says nothing of
         #: the size of what it lists, so each kind is sized by its own answers.
         self._last_sizes: dict[str, int] = {}
+        #: How long the sync's own last answers took to come (see `WORTH_FETCHING_AHEAD_SECONDS`).
+        self._recent_waits: deque[float] = deque(maxlen=RECENT_ANSWERS)
 
     @property
     def enabled(self) -> bool:
@@ -108,7 +123,9 @@ class FetchAhead:
     def has_room(self, kind: str = "") -> bool:
         """Whether another request of `kind` (a stream's name) may be sent ahead now.
 
-        Answers wait in memory until their turn, so besides the count, the answers held
+        Only once a request of the sync's own has succeeded, and while its answers are slow
+        enough for fetching ahead to pay (`answers_are_slow`). Answers wait in memory until
+        their turn, so besides the count, the answers held
         (plus, for each request still out, one the size of the last answer of `kind`),
         counted at `DECODED_FACTOR` times their bytes, stay within `HELD_BYTES`: big answers
         are fetched ahead fewer at a time, and answers of more than a quarter of it (a month
@@ -117,8 +134,17 @@ class FetchAhead:
         with self._lock:
             return self._has_room(kind)
 
+    def answers_are_slow(self) -> bool:
+        """Whether the sync's recent answers took long enough to come for fetching ahead to pay."""
+        with self._lock:
+            return self._answers_are_slow()
+
+    def _answers_are_slow(self) -> bool:
+        waits = sorted(self._recent_waits)
+        return bool(waits) and waits[len(waits) // 2] >= WORTH_FETCHING_AHEAD_SECONDS
+
     def _has_room(self, kind: str) -> bool:
-        if len(self._waiting) >= self.max_in_flight - 1:
+        if not self.proven or len(self._waiting) >= self.max_in_flight - 1 or not self._answers_are_slow():
             return False
         pending = sum(1 for future in self._waiting.values() if not future.done())
         held = sum(self._held.values())
@@ -137,16 +163,20 @@ class FetchAhead:
         """Send `request` (of `kind`) ahead unless it is already on its way or there is no room."""
         key = request_key(request)
         with self._lock:
-            if not self.proven or key in self._waiting or not self._has_room(kind):
+            if key in self._waiting or not self._has_room(kind):
                 return False
             self._waiting[key] = self._pool.submit(self._send_after_gate, send, request, kind)
         return True
 
     def saw_answer(self, response: requests.Response, kind: str = "") -> None:
-        """A request of the sync's own succeeded: fetching ahead may start, sized by this answer."""
+        """A request of the sync's own succeeded: fetching ahead may start, sized by this answer.
+
+        How long it took to come counts towards whether fetching ahead pays (`answers_are_slow`).
+        """
         with self._lock:
             self.proven = True
             self._last_sizes[kind] = len(response.content)
+            self._recent_waits.append(response.elapsed.total_seconds())
 
     def take(self, request: requests.PreparedRequest) -> Future[requests.Response] | None:
         """The answer to `request` if it was sent ahead (it then leaves the waiting set)."""

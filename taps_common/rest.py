@@ -266,6 +266,27 @@ class BaseAPIStream(RESTStream):
         return str(self.config["api_url"]).rstrip("/")
 
     @property
+    def requests_session(self) -> requests.Session:
+        """The SDK's session, with the environment's proxy settings read once, not per request.
+
+        requests reads `HTTPS_PROXY`, `NO_PROXY` and the like from the environment again for every
+        request it sends (about 0.2 ms each with a big environment: a tenth of a record-heavy
+        page's cost). Every request of a stream goes to `url_base`, so the proxy they would choose
+        is chosen once, and the session reads the environment no more (`trust_env`): the proxy
+        variables still apply, as they were when the stream started. `.netrc` credentials, which
+        `trust_env` would also add, are not sent: the credentials are the tap's settings.
+        """
+        session = super().requests_session
+        if session.trust_env:  # as `requests.utils.resolve_proxies` chooses, for url_base
+            scheme = urlparse(self.url_base).scheme
+            environment = requests.utils.get_environ_proxies(self.url_base)
+            proxy = environment.get(scheme, environment.get("all"))
+            if proxy:
+                session.proxies.setdefault(scheme, proxy)
+            session.trust_env = False
+        return session
+
+    @property
     def retry_policy(self) -> RetryPolicy:
         """Tries and waits from the settings."""
         return RetryPolicy(

@@ -50,8 +50,8 @@ COMMON_SETTINGS = th.PropertiesList(
         description=(
             "How many requests may be in flight at once: the next pages of a stream, and the "
             "first requests of the next partitions (devices, slices), are fetched ahead while "
-            "records are written. Records, their order and the state are those of a sequential "
-            "sync. 1 turns fetching ahead off."
+            "records are written, while the API's answers take more than 5 ms to come. Records, "
+            "their order and the state are those of a sequential sync. 1 turns fetching ahead off."
         ),
     ),
     th.Property(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 import typing as t
@@ -11,7 +12,14 @@ import requests
 
 from emulators.framework import EmulatorServer, Fault
 from emulators.unleash import UnleashEmulator
-from taps_common.fetch_ahead import DECODED_FACTOR, HELD_BYTES, FetchAhead, RequestGate, sending_ahead
+from taps_common.fetch_ahead import (
+    DECODED_FACTOR,
+    HELD_BYTES,
+    WORTH_FETCHING_AHEAD_SECONDS,
+    FetchAhead,
+    RequestGate,
+    sending_ahead,
+)
 from taps_common.rest import BaseAPIStream
 from tap_unleash.tap import TapUnleash
 from tests.helpers import run_sync, without_clock_values
@@ -234,3 +242,66 @@ def test_each_kind_of_answer_is_sized_by_its_own_answers() -> None:
     assert not ahead.submit(made[2], send, "stats")
     assert ahead.has_room("data_slices")  # small answers still fit beside it
     ahead.close()
+
+
+# --- only while answers are slow to come --------------------------------------------------------
+
+
+@pytest.fixture
+def real_threshold(monkeypatch: pytest.MonkeyPatch) -> float:
+    """The threshold as shipped (tests/conftest.py sets it to 0 for every other test)."""
+    monkeypatch.setattr("taps_common.fetch_ahead.WORTH_FETCHING_AHEAD_SECONDS", WORTH_FETCHING_AHEAD_SECONDS)
+    return WORTH_FETCHING_AHEAD_SECONDS
+
+
+def answer_after(seconds: float) -> requests.Response:
+    answer = requests.Response()
+    answer._content = b"{}"  # noqa: SLF001
+    answer.elapsed = dt.timedelta(seconds=seconds)
+    return answer
+
+
+def test_fetching_ahead_follows_the_median_wait_of_the_syncs_recent_answers(real_threshold: float) -> None:
+    quick, slow = real_threshold / 5, real_threshold * 4
+    ahead = FetchAhead(8)
+    ahead.saw_answer(answer_after(quick))
+    assert not ahead.answers_are_slow()
+    assert not ahead.has_room()
+    assert not ahead.submit(requests.Request("GET", "http://x.test/1").prepare(), lambda request: answer_after(0))
+    ahead.saw_answer(answer_after(slow))  # one slow answer among quick ones: a hiccup
+    ahead.saw_answer(answer_after(quick))
+    assert not ahead.answers_are_slow()
+    ahead.saw_answer(answer_after(slow))
+    ahead.saw_answer(answer_after(slow))  # now most recent answers are slow
+    assert ahead.answers_are_slow()
+    assert ahead.has_room()
+    for _ in range(3):  # the API got quick again
+        ahead.saw_answer(answer_after(quick))
+    assert not ahead.answers_are_slow()
+    ahead.close()
+
+
+def test_a_far_api_is_fetched_ahead_and_a_near_one_read_one_request_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A threshold well apart from both latencies, so that a busy machine cannot blur them.
+    monkeypatch.setattr("taps_common.fetch_ahead.WORTH_FETCHING_AHEAD_SECONDS", 0.02)
+    sent_ahead: list[str] = []
+    send = requests.Session.send
+
+    def recording_send(session: requests.Session, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:  # noqa: ANN401
+        if sending_ahead():
+            sent_ahead.append(request.path_url)
+        return send(session, request, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "send", recording_send)
+    results = {}
+    for latency in (0.0, 0.06):
+        app = UnleashEmulator(seed=8, devices=3, sessions_per_device=2, frames_per_session=20, page_size=20, latency=latency)
+        with EmulatorServer(app) as running:
+            sent_ahead.clear()
+            results[latency] = run_sync(TapUnleash, config(running, 4))
+            if latency:
+                assert len(sent_ahead) > 5
+            else:
+                assert sent_ahead == []
+    near, far = results.values()
+    assert without_clock_values(far.messages) == without_clock_values(near.messages)
