@@ -57,8 +57,11 @@ def request_key(request: requests.PreparedRequest) -> tuple[str, str, bytes]:
 
 
 #: The memory answers fetched ahead may take, each counted at what it will cost once decoded, and
-#: each request still out as big as the last answer of its kind (see `FetchAhead.has_room`).
-HELD_BYTES = 16 << 20
+#: each request still out as big as the last answer of its kind (see `FetchAhead.has_room`). Eight
+#: pages of 256 KiB fit, as many as fetching ahead sends by default; an answer that grows with the
+#: range it covers (a WMSPanel slice's whole range) goes ahead one at a time at most once it passes
+#: 1 MiB, so that the answers waiting add little to a sync's peak memory, however long the range.
+HELD_BYTES = 8 << 20
 #: What an answer costs once decoded, in multiples of its bytes: its objects take about three times
 #: its bytes (26 MiB for the 8.4 MiB of a month of usage events), and the bytes are alive as well
 #: while it is decoded.
