@@ -194,7 +194,9 @@ EXPLANATION = """\
   (tap, reference, tap, ...); the times are medians, the ratio is the median of each pair's tap / reference.
   Both are whole processes, start-up included. Before timing, one full sync of each is checked record for
   record against the other, and the emulator then answers from memory, so the times are the clients', not
-  the emulator's.
+  the emulator's. Its answers then come within a millisecond, so the tap, with its default
+  `concurrent_requests`, reads one request at a time, as the reference does: it fetches ahead only while
+  answers take 5 ms or more (README, "Requests in flight"), as in the latency runs below.
 - **start-up**: in the same interleaved runs, the tap's console script started for nothing but
   `--version`, and the reference's imports alone (`python -c "import benchmarks.reference"`): the fixed
   cost a sync pays whatever its records. Most of the tap's is importing singer-sdk (fsspec, jsonschema,
@@ -206,7 +208,9 @@ EXPLANATION = """\
   The data sets grow along time (more days of the same devices, slices or captures), as accounts do, so
   each request's answer stays the size it was, except where the API reads a whole range in one call
   (WMSPanel): there the answer's bytes grow with the range, but its days are decoded one at a time
-  (`taps_common/json_items.py`). The reference's peak RSS is in the results file.
+  (`taps_common/json_items.py`), and answers fetched ahead wait within a fixed budget. Each run starts
+  its own emulator, which builds each answer when asked: answers may take long enough for the tap to
+  fetch ahead. The reference's peak RSS is in the results file.
 - **requests**: HTTP requests the emulator counted for the checked full sync and for an incremental sync
   started from that sync's final state, against the least the API allows, computed from the data and the
   API's paging rules (below), never from the tap. A page asked after the last one (an empty trailing page)
