@@ -118,17 +118,21 @@ def metric_number(value: object) -> int | float | None:
     return value if isinstance(value, float) and math.isfinite(value) else None
 
 
-def pivoted_days_to_long_rows(days: Iterable[Mapping[str, t.Any]], name_column: str) -> Iterator[dict[str, t.Any]]:
+def pivoted_days_to_long_rows(
+    days: Iterable[Mapping[str, t.Any]], name_column: str, shared: Mapping[str, t.Any] | None = None
+) -> Iterator[dict[str, t.Any]]:
     """Turn WMSPanel's one object per day, one key per player or device, into one row per name.
 
     `{"Safari": 9, "date": "2014-10-17", "MSIE": 3}` becomes `{"date": "2014-10-17",
-    <name_column>: "Safari", "connections": 9}` and the same for MSIE. `date` may be anywhere among
-    the keys. A name reported as 0 gives a row with 0 (the API said so); names and days the API
-    leaves out give no row. A value that is not a count is not a player or device, and is skipped.
+    <name_column>: "Safari", "connections": 9}` and the same for MSIE, each row with the fields of
+    `shared` too. `date` may be anywhere among the keys. A name reported as 0 gives a row with 0
+    (the API said so); names and days the API leaves out give no row. A value that is not a count
+    is not a player or device, and is skipped.
 
     Days are read one at a time, as their rows are taken: a whole range of one slice is a hundred
     thousand rows and more. A day without a readable date raises a ValueError when it is reached.
     """
+    shared = shared or {}
     for day in days:
         date = day_of(day.get("date"))
         for name, value in day.items():
@@ -136,7 +140,7 @@ def pivoted_days_to_long_rows(days: Iterable[Mapping[str, t.Any]], name_column: 
                 continue
             connections = value if value.__class__ is int else connection_count(value)  # ints: most values
             if connections is not None:
-                yield {"date": date, name_column: name, "connections": connections}
+                yield {"date": date, name_column: name, "connections": connections, **shared}
 
 
 def readable_daily_stats(day: Mapping[str, t.Any]) -> dict[str, t.Any]:
@@ -267,6 +271,9 @@ class DailyRangeStream(WMSPanelStream):
     #: Whether the route is documented with the `server` filter.
     filters_by_server = True
 
+    #: The call being read: its first and last day, and the fields its rows share (`_read_days`).
+    _reading: tuple[str, str, dict[str, t.Any]] = ("", "", {})
+
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:  # noqa: D102
         assert context is not None  # always a data slice partition  # noqa: S101
         windows = self.partition_windows(context)
@@ -284,15 +291,15 @@ class DailyRangeStream(WMSPanelStream):
         first, last = (day.isoformat() for day in first_and_last_day(window))
         return {**context, "from": first, "to": last}
 
-    def _read_days(self, context: Context, window: DateWindow) -> Iterator[dict[str, t.Any]]:
-        """One call for the days of `window`; keep only those days (the API is trusted for no more)."""
+    def _read_days(self, context: Context, window: DateWindow) -> Iterable[dict[str, t.Any]]:
+        """The rows of one call for the days of `window` (see `days_asked`).
+
+        Not a generator of its own (one layer less per row): the call's days and shared fields
+        are noted for `parse_response`, which reads the call's answer while these rows are taken.
+        """
         request_context = self.window_request_context(context, window)
-        first, last = request_context["from"], request_context["to"]
-        fields = self.fields_of_every_row(context)
-        for record in self.request_records(request_context):
-            if first <= record["date"] <= last:
-                record.update(fields)
-                yield record
+        self._reading = (request_context["from"], request_context["to"], self.fields_of_every_row(context))
+        return self.request_records(request_context)
 
     def fields_of_every_row(self, context: Context) -> dict[str, t.Any]:
         """The fields a call's rows share, which the answer does not hold: the data slice."""
@@ -310,7 +317,26 @@ class DailyRangeStream(WMSPanelStream):
         days = lazily_decoded_items(response, "stats")
         return days if days is not None else stats_days(decoded_json(response))
 
-    def unexpected_day(self, response: requests.Response, problem: ValueError) -> APIRequestError:
+    def days_asked(self, response: requests.Response) -> Iterator[dict[str, t.Any]]:
+        """The response's days within the call's range, one at a time (the API is trusted for no more).
+
+        A day whose date cannot be read, or that is not valid JSON, stops the sync: its rows could
+        not be placed (the days before it have given theirs; the bookmark has not moved).
+        """
+        first, last, _ = self._reading
+        days = iter(self.days_of(response))
+        while True:
+            try:
+                day = next(days, None)
+                if day is None:
+                    return
+                date = day_of(day.get("date"))
+            except ValueError as problem:
+                raise self.unexpected_day(problem) from None
+            if first <= date <= last:
+                yield day
+
+    def unexpected_day(self, problem: ValueError) -> APIRequestError:
         """A day the tap cannot place stops the sync, rather than losing its rows."""
         return APIRequestError(f"WMSPanel answered {self.path} with {problem}; the response format has changed.")
 
@@ -323,10 +349,7 @@ class PivotedStatsStream(DailyRangeStream):
     numbers_are_parsed = True  # `connections` is a count or None, made by `pivoted_days_to_long_rows`
 
     def parse_response(self, response: requests.Response) -> Iterator[dict[str, t.Any]]:  # noqa: D102
-        try:
-            yield from pivoted_days_to_long_rows(self.days_of(response), self.name_column)
-        except ValueError as problem:
-            raise self.unexpected_day(response, problem) from None
+        return pivoted_days_to_long_rows(self.days_asked(response), self.name_column, self._reading[2])
 
     def fields_of_every_row(self, context: Context) -> dict[str, t.Any]:
         """The data slice, and the server the numbers were filtered by (the `server_id` setting)."""
@@ -402,8 +425,6 @@ class DailyStatsStream(DailyRangeStream):
     ).to_dict()
 
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:  # noqa: D102
-        try:
-            return [readable_daily_stats(day) for day in self.days_of(response)]
-        except ValueError as problem:
-            raise self.unexpected_day(response, problem) from None
+        shared = self._reading[2]
+        return [{**readable_daily_stats(day), **shared} for day in self.days_asked(response)]
 

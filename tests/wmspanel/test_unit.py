@@ -81,6 +81,14 @@ def test_the_docs_players_example_becomes_one_row_per_day_and_player() -> None:
     ]
 
 
+def test_every_row_gets_the_shared_fields() -> None:
+    shared = {"data_slice_id": SLICE, "server_id": None}
+    rows = list(pivoted_days_to_long_rows(DOCS_PLAYERS_DAYS, "player", shared))
+    assert rows[0] == {"date": "2014-10-17", "player": "Safari", "connections": 9, **shared}
+    assert all(row.items() >= shared.items() for row in rows) and len(rows) == 8
+    assert rows[0] is not rows[1]  # each row its own dict
+
+
 def test_devices_a_day_leaves_out_give_no_rows() -> None:
     rows = list(pivoted_days_to_long_rows(DOCS_DEVICES_DAYS, "device"))
     assert [(r["date"], r["device"]) for r in rows if r["date"] == "2014-10-20"] == [
@@ -393,6 +401,8 @@ def test_a_body_that_does_not_hold_together_is_invalid_json_and_retried(requests
 
 def test_stats_days_are_decoded_one_at_a_time_when_the_body_allows() -> None:
     stream = TapWMSPanel(config=CONFIG).streams["players_stats"]
+    # The call being read, as `_read_days` notes it before the answer is parsed.
+    stream._reading = ("2014-10-01", "2014-10-31", {"data_slice_id": SLICE})  # noqa: SLF001
     response = requests.Response()
     response.status_code = 200
     response._content = orjson.dumps({"status": "Ok", "stats": DOCS_PLAYERS_DAYS})  # noqa: SLF001
@@ -400,13 +410,16 @@ def test_stats_days_are_decoded_one_at_a_time_when_the_body_allows() -> None:
     days = stream.days_of(response)
     assert isinstance(days, SplitBody) and len(days) == 2  # not a list: decoded as taken
     assert not hasattr(response, "_taps_common_json")  # the body was never decoded whole
-    assert list(stream.parse_response(response)) == list(pivoted_days_to_long_rows(DOCS_PLAYERS_DAYS, "player"))
+    rows = list(pivoted_days_to_long_rows(DOCS_PLAYERS_DAYS, "player", {"data_slice_id": SLICE}))
+    assert list(stream.parse_response(response)) == rows
     # A body keyed by date, or otherwise not of flat days, is decoded whole and read the same.
     keyed = requests.Response()
     keyed.status_code = 200
     keyed._content = orjson.dumps({"status": "Ok", "stats": {"2014-10-17": {"Flash": 1}}})  # noqa: SLF001
     stream.validate_response_content(keyed)
-    assert list(stream.parse_response(keyed)) == [{"date": "2014-10-17", "player": "Flash", "connections": 1}]
+    assert list(stream.parse_response(keyed)) == [
+        {"date": "2014-10-17", "player": "Flash", "connections": 1, "data_slice_id": SLICE}
+    ]
 
 
 def test_a_quota_error_says_when_calls_are_allowed_again(requests_mock: rm.Mocker) -> None:
