@@ -94,7 +94,7 @@ def decoded_json(response: requests.Response) -> t.Any:  # noqa: ANN401
 def decoded_json_shell(response: requests.Response, items_key: str) -> t.Any:  # noqa: ANN401
     """The response body as JSON, without the items of its top-level `items_key` array if it can.
 
-    When that array holds flat objects, it is left empty here and `lazily_decoded_items` gives
+    When that array holds objects, it is left empty here and `lazily_decoded_items` gives
     its items one at a time (see `taps_common.json_items`); any other body is decoded whole, as by
     `decoded_json`. Decoded once and cached.
 
@@ -254,7 +254,7 @@ class BaseAPIStream(RESTStream):
     #: True where `parse_response` already turns every number field into a number (or None):
     #: `post_process` then has no numbers sent as text to look for, record after record.
     numbers_are_parsed: bool = False
-    #: The top-level key of an array of flat objects whose items are decoded one at a time when
+    #: The top-level key of an array of objects whose items are decoded one at a time when
     #: taken (`lazily_decoded_items`), so that a big answer is never all decoded at once; None
     #: decodes bodies whole.
     items_decoded_when_taken: str | None = None
@@ -270,11 +270,11 @@ class BaseAPIStream(RESTStream):
         """The SDK's session, with the environment's proxy settings read once, not per request.
 
         requests reads `HTTPS_PROXY`, `NO_PROXY` and the like from the environment again for every
-        request it sends (about 0.2 ms each with a big environment: a tenth of a record-heavy
-        page's cost). Every request of a stream goes to `url_base`, so the proxy they would choose
-        is chosen once, and the session reads the environment no more (`trust_env`): the proxy
-        variables still apply, as they were when the stream started. `.netrc` credentials, which
-        `trust_env` would also add, are not sent: the credentials are the tap's settings.
+        request it sends (about 0.2 ms each on the development machine, whose environment is big).
+        Every request of a stream goes to `url_base`, so the proxy they would choose is chosen
+        once, and the session reads the environment no more (`trust_env`): the proxy variables
+        still apply, as they were when the stream started. (`trust_env` also looks up `.netrc`
+        credentials, but only for a session without auth, and the SDK gives it the authenticator.)
         """
         session = super().requests_session
         if session.trust_env:  # as `requests.utils.resolve_proxies` chooses, for url_base
