@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 import typing as t
@@ -85,10 +86,17 @@ def day_of(value: object) -> str:
     if not isinstance(value, str):
         msg = f"a day object without a readable `date` ({value!r})"
         raise ValueError(msg)  # noqa: TRY004  # the caller reports every format surprise alike
+    return _day_of_text(value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _day_of_text(text: str) -> str:
+    # Cached: a day's date is read once to keep the day, once more to give its rows, and the same
+    # dates come for every data slice.
     try:
-        return as_day(value).isoformat()
+        return as_day(text).isoformat()
     except ValueError:
-        msg = f"a day object whose `date` is not a date ({value!r})"
+        msg = f"a day object whose `date` is not a date ({text!r})"
         raise ValueError(msg) from None
 
 

@@ -101,19 +101,22 @@ def decoded_json_shell(response: requests.Response, items_key: str) -> t.Any:  #
     Raises:
         ValueError: when the body is not JSON.
     """
-    if not hasattr(response, _SPLIT_ATTRIBUTE):
-        setattr(response, _SPLIT_ATTRIBUTE, split_top_level_array(response.content, items_key))
-    split: SplitBody | None = getattr(response, _SPLIT_ATTRIBUTE)
+    split = _split_body(response, items_key)
     return split.shell if split is not None else decoded_json(response)
 
 
 def lazily_decoded_items(response: requests.Response, items_key: str) -> SplitBody | None:
     """The items of the body's top-level `items_key` array, each decoded when taken.
 
-    None when the body is decoded whole instead (see `decoded_json_shell`): read it with
-    `decoded_json`.
+    None when the body cannot be split so (see `decoded_json_shell`): read it with `decoded_json`.
     """
-    decoded_json_shell(response, items_key)
+    return _split_body(response, items_key)
+
+
+def _split_body(response: requests.Response, items_key: str) -> SplitBody | None:
+    """`split_top_level_array` of the body, done once and cached."""
+    if not hasattr(response, _SPLIT_ATTRIBUTE):
+        setattr(response, _SPLIT_ATTRIBUTE, split_top_level_array(response.content, items_key))
     return getattr(response, _SPLIT_ATTRIBUTE)
 
 
@@ -412,7 +415,7 @@ class BaseAPIStream(RESTStream):
         """Vendor hook: raise for errors reported inside a 2xx body."""
 
     def decoded_body(self, response: requests.Response) -> t.Any:  # noqa: ANN401
-        """The body as JSON; only its shell when its items are decoded when taken (see `items_decoded_when_taken`)."""
+        """The body as JSON: only its shell for streams with `items_decoded_when_taken`."""
         if self.items_decoded_when_taken is None:
             return decoded_json(response)
         return decoded_json_shell(response, self.items_decoded_when_taken)
